@@ -1,0 +1,174 @@
+"""One small adapter per tool: how it saves, how it loads, what it imports.
+
+Every adapter imports its library lazily, so a child process measures the memory
+of exactly one tool, and a missing library only removes its own rows.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+Saver = Callable[[Any, str], None]
+Loader = Callable[[str], Any]
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A row of the results table."""
+
+    name: str
+    suffix: str
+    imports: tuple[str, ...]
+    save: Saver
+    load: Loader
+    note: str
+
+
+def _pickle_save(obj: Any, path: str) -> None:
+    with open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=5)
+
+
+def _pickle_save_fsync(obj: Any, path: str) -> None:
+    with open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=5)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _pickle_load(path: str) -> Any:
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+def _joblib_save(obj: Any, path: str) -> None:
+    import joblib
+
+    joblib.dump(obj, path)
+
+
+def _joblib_load(path: str) -> Any:
+    import joblib
+
+    return joblib.load(path)
+
+
+def _joblib_load_mmap(path: str) -> Any:
+    import joblib
+
+    return joblib.load(path, mmap_mode="r")
+
+
+def _skops_save(obj: Any, path: str) -> None:
+    import skops.io
+
+    skops.io.dump(obj, path)
+
+
+def _skops_load(path: str) -> Any:
+    import skops.io
+
+    return skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
+
+
+def _modelsafe() -> Any:
+    return importlib.import_module("modelsafe")
+
+
+def _ms_save(**kwargs: Any) -> Saver:
+    def save(obj: Any, path: str) -> None:
+        _modelsafe().save(obj, path, **kwargs)
+
+    return save
+
+
+def _ms_load(**kwargs: Any) -> Loader:
+    def load(path: str) -> Any:
+        return _modelsafe().load(path, **kwargs)
+
+    return load
+
+
+_MS = ("modelsafe",)
+
+TOOLS: dict[str, Tool] = {
+    tool.name: tool
+    for tool in (
+        Tool("pickle", ".pkl", ("pickle",), _pickle_save, _pickle_load, "protocol 5, open file"),
+        Tool(
+            "pickle+fsync",
+            ".pkl",
+            ("pickle",),
+            _pickle_save_fsync,
+            _pickle_load,
+            "flush + os.fsync before close (durable, like modelsafe's default save)",
+        ),
+        Tool("joblib", ".joblib", ("joblib",), _joblib_save, _joblib_load, "no compression"),
+        Tool(
+            "joblib-mmap",
+            ".joblib",
+            ("joblib",),
+            _joblib_save,
+            _joblib_load_mmap,
+            'load(mmap_mode="r")',
+        ),
+        Tool(
+            "skops",
+            ".skops",
+            ("skops.io",),
+            _skops_save,
+            _skops_load,
+            "load(trusted=get_untrusted_types(file=...))",
+        ),
+        Tool(
+            "modelsafe",
+            ".msafe",
+            _MS,
+            _ms_save(),
+            _ms_load(),
+            "defaults: fsync=True; copy-on-write map, BLAKE3 verified",
+        ),
+        Tool(
+            "modelsafe-mmap",
+            ".msafe",
+            _MS,
+            _ms_save(),
+            _ms_load(mmap="r", verify=True),
+            'load(mmap="r", verify=True)',
+        ),
+        Tool(
+            "modelsafe-mmap-noverify",
+            ".msafe",
+            _MS,
+            _ms_save(),
+            _ms_load(mmap="r", verify=False),
+            'load(mmap="r", verify=False)',
+        ),
+        Tool(
+            "modelsafe-nofsync",
+            ".msafe",
+            _MS,
+            _ms_save(fsync=False),
+            _ms_load(),
+            "save(fsync=False)",
+        ),
+        Tool(
+            "modelsafe-zstd",
+            ".msafe",
+            _MS,
+            _ms_save(compress="zstd"),
+            _ms_load(),
+            'save(compress="zstd")',
+        ),
+    )
+}
+
+
+def is_modelsafe(tool: Tool) -> bool:
+    """Whether the row needs the modelsafe library itself."""
+    return "modelsafe" in tool.imports

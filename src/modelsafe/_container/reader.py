@@ -1,0 +1,412 @@
+"""Read and check a container (docs/format.md, "Reading").
+
+Reading is split so that nothing but the preamble and the header is touched
+until the caller asks for the data: ``inspect`` and ``untrusted_types`` never
+read the data section.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap as _mmap
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from ..errors import FormatError, FormatVersionError, IntegrityError, MmapUnavailableError
+from .compress import decompress_all
+from .digest import digest, digest_many
+from .layout import (
+    CODECS,
+    DEFAULT_LIMITS,
+    DIGEST_HEX_LEN,
+    DIGEST_NAME,
+    FORMAT_VERSION,
+    HASH_PLACEHOLDER,
+    HASH_PREFIX,
+    HASH_SPAN,
+    MAGIC,
+    PREAMBLE,
+    PREAMBLE_SIZE,
+    Limits,
+    align,
+)
+
+_HEX = re.compile(r"[0-9a-f]*")
+
+
+@dataclass(frozen=True)
+class BufferEntry:
+    """A buffer's entry in the header's ``buffers`` list."""
+
+    index: int
+    offset: int  # from the start of the data section
+    size: int  # stored bytes
+    digest: str
+    codec: str | None = None
+    raw_size: int | None = None  # after decompression, when codec is set
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes after decompression."""
+        return self.size if self.raw_size is None else self.raw_size
+
+
+@dataclass
+class Container:
+    """A parsed, checked header and the means to reach the data section."""
+
+    header: dict[str, Any]
+    version: int
+    header_size: int  # length of the JSON header, padding included
+    file_size: int
+    buffers: list[BufferEntry]
+    source: str
+    path: str | None = None
+    data: bytes | memoryview | None = None  # whole file, when given as bytes
+    _views: list[memoryview | bytearray] | None = field(default=None, repr=False)
+
+    @property
+    def data_offset(self) -> int:
+        return PREAMBLE_SIZE + self.header_size
+
+    @property
+    def data_size(self) -> int:
+        return int(self.header["data_size"])
+
+    @property
+    def compressed(self) -> list[int]:
+        return [b.index for b in self.buffers if b.codec is not None]
+
+    def open_data(
+        self, *, mmap_mode: str | bool | None, verify: bool, locate: Any = None
+    ) -> tuple[list[memoryview | bytearray], bool]:
+        """Map or read the data section; verify digests; decompress.
+
+        ``mmap_mode`` is "c" (copy-on-write map), "r" (read-only map) or False
+        (read into memory). Returns one view per buffer and whether the views
+        are writable. ``locate(i)`` names the object holding buffer ``i`` for
+        error messages.
+        """
+        if mmap_mode == "r" and self.compressed:
+            idx = self.compressed
+            raise MmapUnavailableError(
+                f"{self.source}: mmap='r' is impossible because {len(idx)} buffer(s) are "
+                f"compressed ({', '.join(sorted({self.buffers[i].codec or '' for i in idx}))}); "
+                f"compressed bytes cannot be memory-mapped. Load without mmap, or save "
+                f"without compress= to get a mappable file."
+            )
+        size = self.data_size
+        writable = True
+        whole: memoryview
+        if self.data is not None:
+            whole = memoryview(self.data)[self.data_offset : self.data_offset + size]
+            writable = False
+        elif size == 0:
+            whole = memoryview(b"")
+        elif mmap_mode in ("c", "r"):
+            assert self.path is not None
+            with open(self.path, "rb") as fh:
+                if os.fstat(fh.fileno()).st_size != self.file_size:
+                    raise FormatError(f"{self.source}: the file changed size while loading")
+                access = _mmap.ACCESS_COPY if mmap_mode == "c" else _mmap.ACCESS_READ
+                mm = _mmap.mmap(fh.fileno(), 0, access=access)
+            whole = memoryview(mm)[self.data_offset : self.data_offset + size]
+            writable = mmap_mode == "c"
+        else:
+            assert self.path is not None
+            buf = bytearray(size)
+            with open(self.path, "rb") as fh:
+                fh.seek(self.data_offset)
+                if fh.readinto(buf) != size:
+                    raise FormatError(f"{self.source}: the file is shorter than its header says")
+            whole = memoryview(buf)
+        stored = [whole[b.offset : b.offset + b.size] for b in self.buffers]
+        if verify:
+            self._verify(whole, locate)
+        views: list[memoryview | bytearray] = list(stored)
+        jobs = [
+            (stored[b.index], b.codec, b.nbytes, self._where(b.index, locate))
+            for b in self.buffers
+            if b.codec is not None
+        ]
+        if jobs:
+            for b, out in zip(
+                [b for b in self.buffers if b.codec], decompress_all(jobs), strict=True
+            ):
+                views[b.index] = out
+            if not writable:
+                writable = False  # raw buffers stay read-only; decoder copies what it must
+        return views, writable
+
+    def _where(self, i: int, locate: Any) -> str:
+        where = f"{self.source}: buffer {i}"
+        if locate is not None:
+            name = locate(i)
+            if name:
+                where += f" ({name})"
+        return where
+
+    def _verify(self, whole: memoryview, locate: Any) -> None:
+        # The digest covers the padding actually in the file, so no byte escapes it.
+        items = [(whole[b.offset : align(b.offset + b.size)], 0) for b in self.buffers]
+        found = digest_many(items)
+        for b, got in zip(self.buffers, found, strict=True):
+            if got != b.digest:
+                where = self._where(b.index, locate)
+                raise IntegrityError(
+                    f"{where} is corrupted: its bytes do not match the digest in the header "
+                    f"(expected blake3 {b.digest[:16]}..., got {got[:16]}...). The file was "
+                    f"damaged or modified after it was written.",
+                    buffer=b.index,
+                    where=where,
+                )
+
+
+def _reject_constant(name: str) -> Any:
+    raise FormatError(f"the header contains {name}, which is not valid JSON")
+
+
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
+def _parse_int(text: str) -> int:
+    value = int(text)
+    if not _INT64[0] <= value <= _INT64[1]:
+        raise FormatError("a JSON integer is outside int64; big integers must be tagged")
+    return value
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if value - value != 0.0:
+        raise FormatError(f"the JSON number {text[:20]} overflows a float")
+    return value
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise FormatError(f"the header repeats the member name {k!r} in one object")
+            seen.add(k)
+    return d
+
+
+_DECODER = json.JSONDecoder(
+    parse_constant=_reject_constant,
+    parse_int=_parse_int,
+    parse_float=_parse_float,
+    object_pairs_hook=_pairs,
+)
+
+
+def parse_header(raw: bytes, source: str) -> dict[str, Any]:
+    """Parse the header: UTF-8 JSON text of one object, then only space padding."""
+    if raw[:1] != b"{":
+        raise FormatError(f"{source}: the header must start with '{{' (a JSON object)")
+    try:
+        text = raw.decode("utf-8")
+        header, end = _DECODER.raw_decode(text)
+    except FormatError as exc:
+        raise FormatError(f"{source}: {exc}") from None
+    except RecursionError as exc:
+        raise FormatError(f"{source}: the header nests too deeply to parse") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FormatError(f"{source}: the header is not valid UTF-8 JSON ({exc})") from exc
+    if text[end:].strip(" "):
+        raise FormatError(f"{source}: the header has bytes other than spaces after its JSON")
+    if not isinstance(header, dict):
+        raise FormatError(f"{source}: the header must be a JSON object")
+    return header
+
+
+def _check_preamble(pre: bytes, file_size: int, limits: Limits, source: str) -> tuple[int, int]:
+    if len(pre) < PREAMBLE_SIZE:
+        raise FormatError(
+            f"{source}: truncated: {file_size} bytes, shorter than the "
+            f"{PREAMBLE_SIZE}-byte preamble"
+        )
+    magic, version, hlen = PREAMBLE.unpack(pre[:PREAMBLE_SIZE])
+    if magic != MAGIC:
+        raise FormatError(f"{source}: not a modelsafe file (wrong magic bytes {magic!r})")
+    if version > FORMAT_VERSION:
+        raise FormatVersionError(version, FORMAT_VERSION)
+    if version < 1:
+        raise FormatError(f"{source}: unknown format version {version}")
+    if hlen > limits.max_header_bytes:
+        raise FormatError(
+            f"{source}: header length {hlen} exceeds the limit of {limits.max_header_bytes} bytes"
+        )
+    if PREAMBLE_SIZE + hlen > file_size:
+        raise FormatError(
+            f"{source}: truncated: header needs {hlen} bytes, the file has "
+            f"{file_size - PREAMBLE_SIZE} after the preamble"
+        )
+    if (PREAMBLE_SIZE + hlen) % 64:
+        raise FormatError(f"{source}: header length {hlen} does not end on a 64-byte boundary")
+    return version, hlen
+
+
+def _is_uint(x: object) -> bool:
+    return type(x) is int and x >= 0
+
+
+def _check_buffers(raw: object, source: str, limits: Limits) -> tuple[list[BufferEntry], int]:
+    if not isinstance(raw, list):
+        raise FormatError(f"{source}: header 'buffers' must be a list")
+    if len(raw) > limits.max_buffers:
+        raise FormatError(f"{source}: {len(raw)} buffers exceed the limit of {limits.max_buffers}")
+    if not all(type(e) is list for e in raw):
+        raise FormatError(f"{source}: every buffer entry must be a list")
+    entries: list[BufferEntry] = []
+    expected = 0
+    for i, e in enumerate(raw):
+        n = len(e)
+        if n == 3:
+            off, size, dig = e
+            codec = raw_size = None
+        elif n == 5:
+            off, size, dig, codec, raw_size = e
+            if codec not in CODECS:
+                raise FormatError(f"{source}: buffer {i}: unknown compression {codec!r}")
+            if not _is_uint(raw_size) or raw_size == 0:
+                raise FormatError(f"{source}: buffer {i}: bad uncompressed size {raw_size!r}")
+        else:
+            raise FormatError(f"{source}: buffer {i}: entry must have 3 or 5 items, not {n}")
+        if not (_is_uint(off) and _is_uint(size)) or size == 0:
+            raise FormatError(f"{source}: buffer {i}: offset and size must be integers, size > 0")
+        if off != expected:
+            raise FormatError(
+                f"{source}: buffer {i} starts at {off}, expected {expected}: buffers must follow "
+                f"each other 64-byte aligned, without holes or overlaps"
+            )
+        if type(dig) is not str or len(dig) != DIGEST_HEX_LEN or not _HEX.fullmatch(dig):
+            raise FormatError(f"{source}: buffer {i}: digest must be 64 lowercase hex digits")
+        entries.append(BufferEntry(i, off, size, dig, codec, raw_size))
+        expected = align(off + size)
+    return entries, expected
+
+
+_MEMBERS = frozenset({"hash", "digest", "data_size", "buffers", "meta", "types", "arrays", "root"})
+
+
+def check_header_hash(pre: bytes, body: bytes, source: str) -> None:
+    """Compare the header's own digest with its bytes (IntegrityError on mismatch)."""
+    if not body.startswith(HASH_PREFIX) or len(body) < len(HASH_PREFIX) + DIGEST_HEX_LEN:
+        raise FormatError(f"{source}: the header must start with its hash member")
+    head = bytearray(pre[:PREAMBLE_SIZE] + body)
+    stored = bytes(head[HASH_SPAN]).decode("ascii", "replace")
+    head[HASH_SPAN] = HASH_PLACEHOLDER.encode("ascii")
+    if digest(head) != stored:
+        raise IntegrityError(
+            f"{source}: the header is corrupted: its bytes do not match the hash it records. "
+            f"The file was damaged or modified after it was written."
+        )
+
+
+def _check_header(
+    header: dict[str, Any], source: str, limits: Limits, version: int
+) -> list[BufferEntry]:
+    unknown = sorted(set(header) - _MEMBERS)
+    if unknown:
+        raise FormatError(f"{source}: unknown header member(s) {unknown[:5]}")
+    for key, kind in (
+        ("digest", str),
+        ("data_size", int),
+        ("buffers", list),
+        ("meta", dict),
+        ("types", list),
+    ):
+        if key not in header:
+            raise FormatError(f"{source}: the header has no '{key}'")
+        if type(header[key]) is not kind:
+            raise FormatError(f"{source}: header '{key}' must be a {kind.__name__}")
+    if header["digest"] != DIGEST_NAME:
+        raise FormatError(f"{source}: unknown digest algorithm {header['digest']!r}")
+    if "root" not in header:
+        raise FormatError(f"{source}: the header has no 'root'")
+    if header["meta"].get("format_version", version) != version:
+        raise FormatError(f"{source}: meta.format_version disagrees with the preamble")
+    if not all(type(t) is str for t in header["types"]):
+        raise FormatError(f"{source}: header 'types' must be a list of strings")
+    entries, end = _check_buffers(header["buffers"], source, limits)
+    if header["data_size"] != end:
+        raise FormatError(
+            f"{source}: data_size is {header['data_size']}, but the buffers end at {end}"
+        )
+    return entries
+
+
+def _finish(
+    pre: bytes,
+    body: bytes,
+    file_size: int,
+    source: str,
+    limits: Limits,
+    version: int,
+    hlen: int,
+    verify: bool,
+) -> tuple[dict[str, Any], list[BufferEntry]]:
+    if verify:
+        check_header_hash(pre, body, source)
+    header = parse_header(body, source)
+    entries = _check_header(header, source, limits, version)
+    expected = PREAMBLE_SIZE + hlen + header["data_size"]
+    if file_size < expected:
+        raise FormatError(
+            f"{source}: truncated: {file_size} bytes, the header describes {expected}"
+        )
+    if file_size > expected:
+        raise FormatError(
+            f"{source}: {file_size - expected} unexpected bytes after the data section"
+        )
+    return header, entries
+
+
+def open_container(
+    path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS, verify: bool = True
+) -> Container:
+    """Read and check the preamble and header of a file; the data is not read."""
+    p = os.fspath(path)
+    source = str(p)
+    with open(p, "rb") as fh:
+        file_size = os.fstat(fh.fileno()).st_size
+        pre = fh.read(PREAMBLE_SIZE)
+        version, hlen = _check_preamble(pre, file_size, limits, source)
+        body = _read_exact(fh, hlen, source)
+    header, entries = _finish(pre, body, file_size, source, limits, version, hlen, verify)
+    return Container(header, version, hlen, file_size, entries, source, path=str(p))
+
+
+def _read_exact(fh: BinaryIO, n: int, source: str) -> bytes:
+    body = fh.read(n)
+    if len(body) != n:
+        raise FormatError(f"{source}: truncated inside the header")
+    return body
+
+
+def parse_container(
+    data: bytes | bytearray | memoryview,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    source: str = "data",
+    verify: bool = True,
+) -> Container:
+    """Check a container held in memory."""
+    mv = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+    size = len(mv)
+    pre = bytes(mv[:PREAMBLE_SIZE])
+    version, hlen = _check_preamble(pre, size, limits, source)
+    body = bytes(mv[PREAMBLE_SIZE : PREAMBLE_SIZE + hlen])
+    header, entries = _finish(pre, body, size, source, limits, version, hlen, verify)
+    return Container(header, version, hlen, size, entries, source, data=mv)
+
+
+def entries_summary(entries: Sequence[BufferEntry]) -> int:
+    """Total decompressed bytes of the buffers."""
+    return sum(b.nbytes for b in entries)

@@ -1,0 +1,158 @@
+"""Write a container: preamble, padded JSON header, aligned buffers; atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from .compress import compress_all
+from .digest import digest, digest_many
+from .layout import (
+    DIGEST_NAME,
+    FORMAT_VERSION,
+    HASH_PLACEHOLDER,
+    HASH_SPAN,
+    MAGIC,
+    PREAMBLE,
+    PREAMBLE_SIZE,
+    align,
+)
+
+
+@dataclass(frozen=True)
+class StoredBuffer:
+    """One buffer as it is laid out in the data section."""
+
+    data: memoryview | bytes  # the stored bytes (compressed when codec is set)
+    offset: int  # from the start of the data section, a multiple of 64
+    pad: int  # zero bytes after it, up to the next 64-byte boundary
+
+
+def _dump_header(header: dict[str, Any]) -> bytes:
+    text = json.dumps(
+        header, separators=(",", ":"), ensure_ascii=True, allow_nan=False, check_circular=False
+    )
+    return text.encode("ascii")
+
+
+def build_container(
+    fields: dict[str, Any], buffers: Sequence[memoryview], *, compress: tuple[str, int] | None
+) -> tuple[bytes, list[StoredBuffer]]:
+    """Lay out a container.
+
+    ``fields`` are the caller's header members (``meta``, ``types``, ``root``);
+    ``buffers`` are flat byte views, referenced from the tree by index. Returns
+    the preamble plus padded header, and the buffers to write after it.
+    """
+    stored = compress_all(buffers, compress)
+    entries: list[list[Any]] = []
+    layout: list[StoredBuffer] = []
+    offset = 0
+    for data, _codec in stored:
+        n = len(data)
+        pad = align(n) - n
+        layout.append(StoredBuffer(data, offset, pad))
+        offset += n + pad
+    digests = digest_many([(b.data, b.pad) for b in layout])
+    for (data, codec), raw, sb, dig in zip(stored, buffers, layout, digests, strict=True):
+        entry: list[Any] = [sb.offset, len(data), dig]
+        if codec is not None:
+            entry += [codec, len(raw)]
+        entries.append(entry)
+    header = {
+        "hash": HASH_PLACEHOLDER,
+        "digest": DIGEST_NAME,
+        "data_size": offset,
+        "buffers": entries,
+        **fields,
+    }
+    body = _dump_header(header)
+    total = PREAMBLE_SIZE + len(body)
+    body += b" " * (align(total) - total)
+    return seal_header(PREAMBLE.pack(MAGIC, FORMAT_VERSION, len(body)) + body), layout
+
+
+def seal_header(head: bytes) -> bytes:
+    """Write the header's own digest into preamble + header (see layout.HASH_SPAN)."""
+    out = bytearray(head)
+    out[HASH_SPAN] = HASH_PLACEHOLDER.encode("ascii")
+    out[HASH_SPAN] = digest(out).encode("ascii")
+    return bytes(out)
+
+
+_PAD = bytes(64)
+
+
+def write_to(fh: BinaryIO, head: bytes, layout: Iterable[StoredBuffer]) -> None:
+    """Stream a laid-out container into an open binary file."""
+    fh.write(head)
+    for sb in layout:
+        fh.write(sb.data)
+        if sb.pad:
+            fh.write(_PAD[: sb.pad])
+
+
+def to_bytes(head: bytes, layout: Sequence[StoredBuffer]) -> bytes:
+    parts: list[bytes | memoryview] = [head]
+    for sb in layout:
+        parts.append(sb.data)
+        if sb.pad:
+            parts.append(_PAD[: sb.pad])
+    return b"".join(parts)
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # no /proc: read it the only portable way, and put it back
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(
+    path: str | os.PathLike[str], head: bytes, layout: Sequence[StoredBuffer], *, fsync: bool
+) -> Path:
+    """Write to a temporary file beside ``path``, flush, fsync, then rename over it.
+
+    A crash or kill at any moment leaves ``path`` holding either its previous
+    content or the complete new file, never a partial one.
+    """
+    target = Path(os.fspath(path))
+    directory = target.parent if str(target.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    try:
+        try:
+            mode = os.stat(target).st_mode & 0o7777
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
+        os.fchmod(fd, mode)
+        with open(fd, "wb", buffering=1 << 20, closefd=True) as fh:
+            write_to(fh, head, layout)
+            fh.flush()
+            if fsync:
+                os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if fsync:
+        # The rename itself must reach the disk for the new file to survive a power cut.
+        with contextlib.suppress(OSError):
+            dfd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+    return target

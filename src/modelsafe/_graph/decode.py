@@ -1,0 +1,299 @@
+"""Phase two of loading: construct objects from an audited tree.
+
+Only reached after :class:`~modelsafe._graph.audit.Audit` passed, so every
+name here is trusted, every id is defined before it is referenced, and every
+buffer has the size its node needs. Plain JSON lists and dicts are turned
+into the result in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import FormatError, ModelSafeError
+from .audit import Audit
+from .names import resolve
+
+
+class Builder:
+    """The state of one construction: the memo and the data views."""
+
+    def __init__(
+        self,
+        views: Sequence[memoryview | bytearray],
+        audit: Audit,
+        *,
+        copy: bool,
+        source: str = "the file",
+    ) -> None:
+        self.views = views
+        self.cache = audit.cache
+        self.pure = audit.pure
+        self.specs = audit.specs
+        self.copy = copy  # arrays must not alias the caller's memory (loads)
+        self.table = audit.table
+        self.memo: dict[int, Any] = {}
+        self.source = source
+        self._u8: dict[int, Any] = {}
+        self._fns: dict[str, Callable[[Builder, dict[str, Any]], Any]] = dict(_CORE)
+
+    def buffer(self, index: int) -> memoryview | bytearray:
+        return self.views[index]
+
+    def bytes_array(self, index: int) -> Any:
+        """A buffer as a flat uint8 array, made once per buffer and sliced per array."""
+        arr = self._u8.get(index)
+        if arr is None:
+            arr = self._u8[index] = np.frombuffer(self.views[index], dtype=np.uint8)
+        return arr
+
+    def register(self, node: dict[str, Any], obj: Any) -> None:
+        mid = node.get("id")
+        if mid is not None:
+            self.memo[mid] = obj
+
+    def build_root(self, root: Any) -> Any:
+        try:
+            return self.build(root)
+        except ModelSafeError:
+            raise
+        except Exception as exc:
+            raise FormatError(
+                f"{self.source}: the object could not be constructed: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def build(self, node: Any) -> Any:
+        t = type(node)
+        if t is list:
+            if id(node) in self.pure:
+                return node
+            for i, x in enumerate(node):
+                tx = type(x)
+                if tx is list or tx is dict:
+                    node[i] = self.build(x)
+            return node
+        if t is dict:
+            tag = node.get("$")
+            if tag is None:
+                if id(node) not in self.pure:
+                    for k, v in node.items():
+                        tv = type(v)
+                        if tv is list or tv is dict:
+                            node[k] = self.build(v)
+                return node
+            fn = self._fns.get(tag)
+            if fn is None:
+                fn = self._fns[tag] = self.specs[tag].build
+            return fn(self, node)
+        return node
+
+
+def _b_ref(b: Builder, node: dict[str, Any]) -> Any:
+    if "pre" in node:
+        b.build(node["pre"])
+    return b.memo[node["id"]]
+
+
+def _b_list(b: Builder, node: dict[str, Any]) -> Any:
+    lst = node["v"]
+    b.register(node, lst)
+    return b.build(lst)
+
+
+def _b_dict(b: Builder, node: dict[str, Any]) -> Any:
+    d: dict[Any, Any] = {}
+    b.register(node, d)
+    build = b.build
+    for k, v in node["v"]:
+        key = build(k)  # first: the value may refer to the key
+        d[key] = build(v)
+    return d
+
+
+def _b_tuple(b: Builder, node: dict[str, Any]) -> Any:
+    t = tuple(b.build(node["v"]))
+    b.register(node, t)
+    return t
+
+
+def _b_set(b: Builder, node: dict[str, Any]) -> Any:
+    s: set[Any] = set()
+    b.register(node, s)
+    s.update(b.build(node["v"]))
+    return s
+
+
+def _b_frozenset(b: Builder, node: dict[str, Any]) -> Any:
+    s = frozenset(b.build(node["v"]))
+    b.register(node, s)
+    return s
+
+
+def _b_int(b: Builder, node: dict[str, Any]) -> Any:
+    return int(node["hex"], 16)
+
+
+def _b_float(b: Builder, node: dict[str, Any]) -> Any:
+    return float(node["v"])  # a new object each time, as pickle gives: NaN keys stay distinct
+
+
+def _b_complex(b: Builder, node: dict[str, Any]) -> Any:
+    re, im = (b.build(x) for x in node["v"])
+    return complex(re, im)
+
+
+def _b_bytes(b: Builder, node: dict[str, Any]) -> Any:
+    if "b64" in node:
+        raw: Any = b.cache[id(node)]
+    else:
+        raw = b.buffer(node["buf"])
+    out = bytes(raw) if node["$"] == "bytes" else bytearray(raw)
+    b.register(node, out)
+    return out
+
+
+def _b_slice(b: Builder, node: dict[str, Any]) -> Any:
+    return slice(*b.build(node["v"]))
+
+
+def _b_range(b: Builder, node: dict[str, Any]) -> Any:
+    return range(*b.build(node["v"]))
+
+
+def _b_global(b: Builder, node: dict[str, Any]) -> Any:
+    return resolve(node["module"], node["name"])
+
+
+def _set_state(obj: Any, state: Any) -> None:
+    """Apply state as pickle's BUILD does."""
+    setstate = getattr(obj, "__setstate__", None)
+    if setstate is not None:
+        setstate(state)
+        return
+    slotstate = None
+    if isinstance(state, tuple) and len(state) == 2:
+        state, slotstate = state
+    if state:
+        if not isinstance(state, dict):
+            raise TypeError(f"state of {type(obj).__name__} must be a dict")
+        inst_dict = obj.__dict__
+        for k, v in state.items():
+            if type(k) is not str:
+                raise TypeError("attribute names must be strings")
+            inst_dict[k] = v
+    if slotstate:
+        if not isinstance(slotstate, dict):
+            raise TypeError(f"slot state of {type(obj).__name__} must be a dict")
+        for k, v in slotstate.items():
+            setattr(obj, k, v)
+
+
+def _b_instance(b: Builder, node: dict[str, Any]) -> Any:
+    name = f"{node['module']}.{node['name']}"
+    try:
+        target = resolve(node["module"], node["name"])
+        args = b.build(node["args"]) if "args" in node else []
+        kwargs = b.build(node["kwargs"]) if "kwargs" in node else {}
+        if node["$"] == "obj":
+            if not isinstance(target, type):
+                raise TypeError(f"{name} is not a class")
+            obj = target.__new__(target, *args, **kwargs)
+        else:
+            if not callable(target):
+                raise TypeError(f"{name} is not callable")
+            obj = target(*args, **kwargs)
+        b.register(node, obj)
+        if "state" in node:
+            _set_state(obj, b.build(node["state"]))
+        if "items" in node:
+            items = b.build(node["items"])
+            extend = getattr(obj, "extend", None)
+            if extend is not None:
+                extend(items)
+            else:
+                for x in items:
+                    obj.append(x)
+        if "kv" in node:
+            for k, v in node["kv"]:
+                key = b.build(k)
+                obj[key] = b.build(v)
+    except ModelSafeError:
+        raise
+    except Exception as exc:
+        raise FormatError(
+            f"{b.source}: constructing {name} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    return obj
+
+
+def _b_scalars(b: Builder, node: dict[str, Any]) -> Any:
+    n = node["n"]
+    kind = node.get("kind")
+    if kind == "str":
+        out: Any = node["strs"]
+    elif kind == "int":
+        out = np.frombuffer(b.buffer(node["ints"]), dtype="<i8").tolist()
+    elif kind == "float":
+        out = np.frombuffer(b.buffer(node["floats"]), dtype="<f8").tolist()
+    else:
+        out = _mixed(b, node, n)
+    b.register(node, out)
+    return out
+
+
+def _mixed(b: Builder, node: dict[str, Any], n: int) -> list[Any]:
+    codes = np.frombuffer(b.buffer(node["codes"]), dtype=np.uint8)
+    counts = np.bincount(codes, minlength=6)
+    if len(counts) > 6:
+        raise FormatError(f"{b.source}: packed scalars use an unknown kind code")
+    ints = np.frombuffer(b.buffer(node["ints"]), dtype="<i8") if "ints" in node else None
+    floats = np.frombuffer(b.buffer(node["floats"]), dtype="<f8") if "floats" in node else None
+    strs = node.get("strs", [])
+    for code, col, size in ((3, ints, None), (4, floats, None), (5, None, len(strs))):
+        have = size if col is None else len(col)
+        if int(counts[code]) != (have or 0):
+            raise FormatError(
+                f"{b.source}: packed scalars have {int(counts[code])} items of kind {code} "
+                f"but a column of {have}"
+            )
+    out = np.empty(n, dtype=object)
+    if counts[1]:
+        out[codes == 1] = False
+    if counts[2]:
+        out[codes == 2] = True
+    if ints is not None and len(ints):
+        out[codes == 3] = ints.astype(object)
+    if floats is not None and len(floats):
+        out[codes == 4] = floats.astype(object)
+    if strs:
+        out[codes == 5] = strs
+    result: list[Any] = out.tolist()
+    return result
+
+
+_CORE: dict[str, Callable[[Builder, dict[str, Any]], Any]] = {
+    "ref": _b_ref,
+    "list": _b_list,
+    "dict": _b_dict,
+    "tuple": _b_tuple,
+    "set": _b_set,
+    "frozenset": _b_frozenset,
+    "int": _b_int,
+    "float": _b_float,
+    "complex": _b_complex,
+    "bytes": _b_bytes,
+    "bytearray": _b_bytes,
+    "slice": _b_slice,
+    "range": _b_range,
+    "global": _b_global,
+    "obj": _b_instance,
+    "call": _b_instance,
+    "scalars": _b_scalars,
+}
+
+
+def build(root: Any, views: Sequence[memoryview | bytearray], audit: Audit, **kw: Any) -> Any:
+    return Builder(views, audit, **kw).build_root(root)

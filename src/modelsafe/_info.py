@@ -1,0 +1,222 @@
+"""What ``inspect`` reports about a file, read from the header alone."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._container.reader import Container
+from ._graph.table import Table
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the object tree: where, what, and details."""
+
+    path: str
+    depth: int
+    kind: str
+    detail: str
+    nbytes: int = 0
+    buffers: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """The header of a ``.msafe`` file, described. Nothing here needs the data section."""
+
+    path: str | None
+    format_version: int
+    file_size: int
+    header_size: int
+    data_size: int
+    metadata: dict[str, Any]
+    types: list[str]
+    untrusted: list[str]
+    buffers: list[dict[str, Any]]
+    tree: Any = field(repr=False)
+    table: Table | None = field(default=None, repr=False)
+
+    def rows(self, max_rows: int = 200, max_depth: int = 12) -> list[Row]:
+        """The object tree as indented rows, for people."""
+        out: list[Row] = []
+        for row in _walk(self.tree, "root", 0, max_depth, self.table):
+            out.append(row)
+            if len(out) >= max_rows:
+                break
+        return out
+
+    def to_dict(self, max_rows: int = 10_000) -> dict[str, Any]:
+        rows = self.rows(max_rows=max_rows + 1, max_depth=64)
+        return {
+            "path": self.path,
+            "format_version": self.format_version,
+            "file_size": self.file_size,
+            "header_size": self.header_size,
+            "data_size": self.data_size,
+            "metadata": self.metadata,
+            "types": self.types,
+            "untrusted": self.untrusted,
+            "buffers": self.buffers,
+            "tree": [
+                {k: v for k, v in r.__dict__.items() if k != "buffers"} for r in rows[:max_rows]
+            ],
+            "tree_truncated": len(rows) > max_rows,
+        }
+
+
+def describe(c: Container, untrusted: list[str], table: Table | None = None) -> FileInfo:
+    root = c.header["root"]
+    owners = _buffer_owners(root, table)
+    buffers = [
+        {
+            "index": b.index,
+            "offset": b.offset,
+            "size": b.size,
+            "nbytes": b.nbytes,
+            "compression": b.codec,
+            "digest": b.digest,
+            "owner": _owner_text(owners.get(b.index, [])),
+        }
+        for b in c.buffers
+    ]
+    return FileInfo(
+        path=c.path,
+        format_version=c.version,
+        file_size=c.file_size,
+        header_size=c.header_size,
+        data_size=c.data_size,
+        metadata=c.header.get("meta", {}),
+        types=list(c.header["types"]),
+        untrusted=untrusted,
+        buffers=buffers,
+        tree=root,
+        table=table,
+    )
+
+
+def _short(x: Any, n: int = 60) -> str:
+    r = repr(x)
+    return r if len(r) <= n else r[: n - 3] + "..."
+
+
+def _array_bytes(spec: Any, shape: Any) -> int:
+    from ._handlers.numpy import dtype_from_json
+
+    try:
+        itemsize = dtype_from_json(spec, allow_object=True).itemsize
+        return int(math.prod(shape)) * itemsize
+    except (ValueError, TypeError):
+        return 0
+
+
+def _walk(
+    node: Any, path: str, depth: int, max_depth: int, table: Table | None = None
+) -> Iterator[Row]:
+    t = type(node)
+    if t is list:
+        yield Row(path, depth, "list", f"{len(node)} items")
+        if depth < max_depth:
+            for i, x in enumerate(node):
+                yield from _walk(x, f"{path}[{i}]", depth + 1, max_depth, table)
+        return
+    if t is not dict:
+        yield Row(path, depth, type(node).__name__, _short(node))
+        return
+    tag = node.get("$")
+    if tag is None:
+        yield Row(path, depth, "dict", f"{len(node)} keys")
+        if depth < max_depth:
+            for k, v in node.items():
+                yield from _walk(v, f"{path}[{k!r}]", depth + 1, max_depth, table)
+        return
+    bufs = tuple(node[k] for k in ("buf", "codes", "ints", "floats") if type(node.get(k)) is int)
+    if tag == "nd" and table is not None and type(node.get("t")) is int:
+        name, shp, buf, nbytes = table.describe(node["t"])
+        yield Row(path, depth, "ndarray", f"{name} shape={shp}", nbytes, (buf,))
+        return
+    if tag == "nd":
+        shape = node.get("shape", [])
+        spec = node.get("dtype")
+        text = spec if isinstance(spec, str) else "structured"
+        if text == "|O":
+            yield Row(path, depth, "ndarray", f"object shape={tuple(shape)}")
+            if depth < max_depth:
+                for i, x in enumerate(node.get("v", [])):
+                    yield from _walk(x, f"{path}.flat[{i}]", depth + 1, max_depth, table)
+            return
+        nbytes = _array_bytes(spec, shape)
+        yield Row(path, depth, "ndarray", f"{text} shape={tuple(shape)}", nbytes, bufs)
+        return
+    if tag in ("obj", "call"):
+        yield Row(path, depth, f"{node.get('module')}.{node.get('name')}", tag)
+        if depth >= max_depth:
+            return
+        for key in ("args", "kwargs", "items", "kv"):
+            if key in node:
+                yield from _walk(node[key], f"{path}.<{key}>", depth + 1, max_depth, table)
+        state = node.get("state")
+        if isinstance(state, dict) and "$" not in state:
+            for k, v in state.items():
+                yield from _walk(v, f"{path}.{k}", depth + 1, max_depth, table)
+        elif state is not None:
+            yield from _walk(state, f"{path}.<state>", depth + 1, max_depth, table)
+        return
+    if tag == "scalars":
+        yield Row(path, depth, "list", f"{node.get('n')} scalars (packed)", 0, bufs)
+        return
+    if tag in ("list", "tuple", "set", "frozenset"):
+        items = node.get("v", [])
+        yield Row(path, depth, tag, f"{len(items)} items")
+        if depth < max_depth and isinstance(items, list):
+            for i, x in enumerate(items):
+                yield from _walk(x, f"{path}[{i}]", depth + 1, max_depth, table)
+        return
+    if tag in ("dict", "odict", "ddict"):
+        pairs = node.get("v", [])
+        yield Row(path, depth, tag, f"{len(pairs)} keys")
+        if depth < max_depth and isinstance(pairs, list):
+            for i, p in enumerate(pairs):
+                if isinstance(p, list) and len(p) == 2:
+                    key = repr(p[0]) if not isinstance(p[0], dict | list) else f"<key {i}>"
+                    yield from _walk(p[1], f"{path}[{key}]", depth + 1, max_depth, table)
+        return
+    if tag == "global":
+        yield Row(path, depth, "global", f"{node.get('module')}.{node.get('name')}")
+        return
+    if tag == "ref":
+        yield Row(path, depth, "ref", f"same object as id {node.get('id')}")
+        return
+    detail = {
+        k: v for k, v in node.items() if k not in ("$", "b64") and type(v) not in (dict, list)
+    }
+    yield Row(path, depth, str(tag), _short(detail), 0, bufs)
+    if depth < max_depth:
+        for k, v in node.items():
+            if type(v) in (dict, list) and k != "$":
+                yield from _walk(v, f"{path}.<{k}>", depth + 1, max_depth, table)
+
+
+def _buffer_owners(root: Any, table: Table | None = None) -> dict[int, list[str]]:
+    owners: dict[int, list[str]] = {}
+    for row in _walk(root, "root", 0, 10**9, table):
+        for index in row.buffers:
+            owners.setdefault(index, []).append(row.path)
+    return owners
+
+
+def _owner_text(paths: list[str]) -> str | None:
+    if not paths:
+        return None
+    if len(paths) == 1:
+        return paths[0]
+    shown = ", ".join(paths[:3])
+    more = len(paths) - 3
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def buffer_owner(root: Any, index: int, table: Table | None = None) -> str | None:
+    """Which object(s) hold buffer ``index`` (for error messages)."""
+    return _owner_text(_buffer_owners(root, table).get(index, []))

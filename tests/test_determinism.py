@@ -1,0 +1,161 @@
+"""Saving the same object gives the same bytes.
+
+With ``SOURCE_DATE_EPOCH`` set, byte for byte, within a process and across
+processes with different hash seeds (sets of strings iterate differently
+there). Without it, two saves differ only inside the ``created`` timestamp.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import modelsafe
+
+from ._crafting import deep_equal, split
+from ._payloads import NODE_TYPES, determinism_payload
+
+REPO = Path(__file__).resolve().parent.parent
+EPOCH = "1700000000"
+COMPRESS: list[str | None] = [None, "zstd", "lz4"]
+TRUSTED = NODE_TYPES
+
+
+def _created_span(blob: bytes) -> tuple[int, int]:
+    """Start and end of the ``created`` value inside ``blob``."""
+    key = b'"created":"'
+    start = blob.index(key) + len(key)
+    assert blob.count(key) == 1
+    return start, blob.index(b'"', start)
+
+
+@pytest.mark.parametrize("compress", COMPRESS)
+def test_same_bytes_with_source_date_epoch(
+    compress: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    obj = determinism_payload()
+    first = modelsafe.dumps(obj, compress=compress)
+    assert modelsafe.dumps(obj, compress=compress) == first
+    assert modelsafe.dumps(determinism_payload(), compress=compress) == first  # an equal copy
+    a = modelsafe.save(obj, tmp_path / "a.msafe", compress=compress, fsync=False)
+    b = modelsafe.save(determinism_payload(), tmp_path / "b.msafe", compress=compress)
+    assert a.read_bytes() == b.read_bytes() == first
+    if compress:
+        assert any(len(e) == 5 for e in split(first).header["buffers"]), "nothing compressed"
+    loaded = modelsafe.loads(first, trusted=TRUSTED)
+    assert deep_equal(loaded, determinism_payload())
+
+
+def _hash_span(blob: bytes) -> tuple[int, int] | None:
+    """Where the header's own hash is, when the header starts with one."""
+    prefix = b'{"hash":"'
+    if not blob[16:].startswith(prefix):
+        return None
+    return 16 + len(prefix), 16 + len(prefix) + 64
+
+
+@pytest.mark.parametrize("compress", COMPRESS)
+def test_without_epoch_only_the_timestamp_differs(
+    compress: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without SOURCE_DATE_EPOCH two saves differ only inside ``created`` (and inside the
+    header's hash, which covers it)."""
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    one = modelsafe.dumps(determinism_payload(), compress=compress)
+    two = modelsafe.dumps(determinism_payload(), compress=compress)
+    assert len(one) == len(two), "the timestamp must be fixed-width"
+    spans = [_created_span(one)]
+    assert _created_span(two) == spans[0]
+    hashed = _hash_span(one)
+    if hashed is not None:
+        spans.append(hashed)
+    a, b = bytearray(one), bytearray(two)
+    for start, end in spans:
+        a[start:end] = b[start:end] = b"#" * (end - start)
+    assert a == b, f"the saves also differ near {_first_difference(bytes(a), bytes(b))!r}"
+    start, end = spans[0]
+    for blob in (one, two):
+        created = split(blob).header["meta"]["created"]
+        assert created.encode() == blob[start:end]
+        assert len(created) == 27 and created.endswith("Z")
+        assert deep_equal(modelsafe.loads(blob, trusted=TRUSTED), determinism_payload())
+
+
+def _first_difference(a: bytes, b: bytes) -> bytes | None:
+    i = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), None)
+    return i if i is None else a[max(i - 40, 0) : i + 40]
+
+
+_CHILD = """
+import sys
+import modelsafe
+from tests._payloads import determinism_payload
+
+out = sys.argv[1]
+obj = determinism_payload()
+for codec in ("none", "zstd", "lz4"):
+    modelsafe.save(obj, f"{out}/{codec}.msafe", compress=None if codec == "none" else codec)
+"""
+
+
+def _save_in_child(out: Path, hash_seed: str) -> dict[str, bytes]:
+    out.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(REPO), SOURCE_DATE_EPOCH=EPOCH, PYTHONHASHSEED=hash_seed)
+    subprocess.run(
+        [sys.executable, "-c", _CHILD, str(out)], cwd=REPO, env=env, check=True, timeout=120
+    )
+    return {p.stem: p.read_bytes() for p in out.glob("*.msafe")}
+
+
+def test_same_bytes_across_processes_and_hash_seeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = [_save_in_child(tmp_path / f"seed{seed}", seed) for seed in ("1", "2", "12345")]
+    assert sorted(runs[0]) == ["lz4", "none", "zstd"]
+    for codec in runs[0]:
+        for other in runs[1:]:
+            assert other[codec] == runs[0][codec], (
+                f"{codec}: the hash seed changed the bytes near "
+                f"{_first_difference(runs[0][codec], other[codec])!r}"
+            )
+    # and the same as this process writes, whatever its own hash seed
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    assert modelsafe.dumps(determinism_payload()) == runs[0]["none"]
+    assert modelsafe.dumps(determinism_payload(), compress="zstd") == runs[0]["zstd"]
+
+
+_SETS_CHILD = """
+import json, sys
+import modelsafe
+values = {
+    "set of tuples": {("a", 1), ("b", 2), ("c", 3), ("d", 4), ("e", 5)},
+    "set of frozensets": {frozenset({"a"}), frozenset({"b"}), frozenset({"c", "d"})},
+    "frozenset of tuples of strings": frozenset({("x", "y"), ("z", "w"), ("u", "v")}),
+    "dict keyed by a frozenset of strings": {frozenset({"k1", "k2", "k3"}): 1},
+}
+print(json.dumps({k: modelsafe.dumps(v).hex() for k, v in values.items()}))
+"""
+
+
+def test_sets_of_other_values_are_deterministic_across_hash_seeds() -> None:
+    """Sets of tuples or frozensets of strings are as common in models as sets of strings."""
+    outs = []
+    for seed in ("1", "2", "3", "4"):
+        env = dict(os.environ, SOURCE_DATE_EPOCH=EPOCH, PYTHONHASHSEED=seed)
+        proc = subprocess.run(
+            [sys.executable, "-c", _SETS_CHILD],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        outs.append(json.loads(proc.stdout))
+    differ = sorted({k for o in outs[1:] for k in o if o[k] != outs[0][k]})
+    assert not differ, f"bytes depend on the hash seed for: {differ}"
