@@ -4,11 +4,6 @@ The building blocks are exported one by one (``floats``, ``ndarrays``, ...) so
 that a test can target one kind; :func:`values` mixes them all, nested, with
 shared references and cycles. Every user-defined type comes from
 :mod:`tests.sample_types`, so loading needs ``trusted=sample_types.TRUSTED``.
-
-A few inputs hit known bugs of the codec (see ``test_roundtrip.py``, section
-"known bugs", where each has its own failing test). :data:`AVOID_KNOWN_BUGS`
-keeps them out of the mixed strategies so that the property tests keep
-checking everything else; set it to False once those bugs are fixed.
 """
 
 from __future__ import annotations
@@ -25,8 +20,6 @@ import numpy as np
 from hypothesis import strategies as st
 
 from . import sample_types as S
-
-AVOID_KNOWN_BUGS = False
 
 T = st.SearchStrategy[Any]
 
@@ -246,11 +239,6 @@ def object_arrays(draw: Any, elements: T) -> np.ndarray[Any, Any]:
     return relayout(object_array(items, shape), draw(st.sampled_from(LAYOUTS)))
 
 
-def _known_bug_scalar(x: np.generic) -> bool:
-    # numpy scalars of zero itemsize (np.str_(""), np.bytes_(b"")): see test_empty_numpy_strings
-    return AVOID_KNOWN_BUGS and x.dtype.itemsize == 0
-
-
 @st.composite
 def numpy_scalars(draw: Any) -> np.generic:
     """A numpy scalar of each dtype: np.float16(..), np.datetime64(..), np.void(..), ..."""
@@ -260,8 +248,6 @@ def numpy_scalars(draw: Any) -> np.generic:
     x = a.reshape(-1)[0]
     if isinstance(x, np.void) and x.dtype.names is not None:
         x = x.copy()  # not a view on the array it came from
-    if _known_bug_scalar(x):
-        x = a.dtype.type(b"x") if a.dtype.kind == "S" else a.dtype.type("x")
     assert isinstance(x, np.generic)
     return x
 
@@ -296,8 +282,7 @@ _hashable_atoms: T = st.one_of(
     st.none(),
     st.booleans(),
     ints,
-    # NaN keys are not distinct after loading: see test_distinct_nan_keys_are_kept
-    st.floats(allow_nan=not AVOID_KNOWN_BUGS),
+    floats,  # NaN too: two NaN objects are two distinct keys
     texts,
     short_bytes,
     long_bytes,
@@ -308,8 +293,7 @@ _hashable_atoms: T = st.one_of(
     timedeltas,
     decimals.filter(lambda d: not d.is_nan()),
     paths,
-    # An enum member in a key and again in its value: see test_dict_value_refers_to_its_key
-    *([] if AVOID_KNOWN_BUGS else [enums]),
+    enums,  # the same member in a key and in its value: decoding order matters
     complexes.filter(lambda c: c == c),
 )
 hashables: T = st.recursive(
@@ -595,7 +579,8 @@ def _namedtuple_first(k: Any) -> Any:
     return [p]
 
 
-# Cycles entered through an immutable container: see test_cycle_entered_through_immutable.
+# Cycles entered through an immutable container: the tuple is built after its items, so
+# decoding must find it already built inside them (pickle's POP_MARK case).
 IMMUTABLE_FIRST_CYCLES: dict[str, Callable[[Any], Any]] = {
     "tuple_first": _tuple_first,
     "frozenset_first": _frozenset_first,
@@ -606,9 +591,7 @@ IMMUTABLE_FIRST_CYCLES: dict[str, Callable[[Any], Any]] = {
 @st.composite
 def cycles(draw: Any, kids: T) -> Any:
     """A structure that contains itself, in each way the object graph allows."""
-    table = dict(CYCLES)
-    if not AVOID_KNOWN_BUGS:
-        table.update(IMMUTABLE_FIRST_CYCLES)
+    table = {**CYCLES, **IMMUTABLE_FIRST_CYCLES}
     make = table[draw(st.sampled_from(sorted(table)))]
     return make(draw(kids))
 

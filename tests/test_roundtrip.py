@@ -499,7 +499,7 @@ def test_user_types_are_restored_as_pickle_would() -> None:
     assert via_bytes(S.Level.HIGH) is S.Level.HIGH
 
 
-# -- known bugs: each test below fails until the codec is fixed (see strategies.AVOID_KNOWN_BUGS) --
+# -- regressions: inputs that once saved but did not load back the same ---------------------
 
 
 @pytest.mark.parametrize("name", sorted(ms.IMMUTABLE_FIRST_CYCLES))

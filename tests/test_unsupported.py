@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import io
 import json
 import os
 import subprocess
@@ -245,3 +246,16 @@ def test_too_deep_is_unsupported_not_recursion_error(wrap: Callable[[Any], Any])
         modelsafe.dumps(obj)
     assert info.value.path.startswith("root")
     assert "deep" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [io.BytesIO(b"x"), os.stat_result((0,) * 10)],
+    ids=["io.BytesIO", "os.stat_result"],
+)
+def test_never_trustable_values_are_refused_at_save(value: object) -> None:
+    """A value whose type can never be trusted would save but never load: refuse it now."""
+    with pytest.raises(modelsafe.UnsupportedTypeError) as info:
+        modelsafe.dumps({"x": [value]})
+    assert info.value.path == "root['x'][0]"
+    assert "no modelsafe file may hold it" in str(info.value)

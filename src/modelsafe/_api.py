@@ -12,7 +12,7 @@ from typing import Any
 from ._container.compress import parse_spec
 from ._container.layout import DEFAULT_LIMITS
 from ._container.reader import Container, open_container, parse_container
-from ._container.writer import StoredBuffer, build_container, to_bytes, write_atomic
+from ._container.writer import Layout, build_container, to_bytes, write_atomic
 from ._envelope import capture
 from ._graph.audit import Audit, _Fail
 from ._graph.decode import build
@@ -56,7 +56,7 @@ def _frames() -> list[Any]:
 _MMAP_MODES = (None, "r", "c", False)
 
 
-def _serialize(obj: Any, compress: Any, metadata: Any) -> tuple[bytes, list[StoredBuffer]]:
+def _serialize(obj: Any, compress: Any, metadata: Any) -> Layout:
     spec = parse_spec(compress)
     meta = capture(metadata)
     with _stack_room():
@@ -104,8 +104,7 @@ def save(
         >>> import numpy as np, modelsafe
         >>> modelsafe.save({"w": np.zeros(3)}, "model.msafe")  # doctest: +SKIP
     """
-    head, layout = _serialize(obj, compress, metadata)
-    return write_atomic(path, head, layout, fsync=fsync)
+    return write_atomic(path, _serialize(obj, compress, metadata), fsync=fsync)
 
 
 def dumps(
@@ -115,8 +114,7 @@ def dumps(
     metadata: dict[str, Any] | None = None,
 ) -> bytes:
     """Serialize ``obj`` to bytes in the native format (see :func:`save`)."""
-    head, layout = _serialize(obj, compress, metadata)
-    return to_bytes(head, layout)
+    return to_bytes(_serialize(obj, compress, metadata))
 
 
 def _audit(c: Container, policy: Policy | None) -> Audit:

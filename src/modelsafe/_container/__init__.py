@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from .layout import ALIGN, FORMAT_VERSION, MAGIC, Limits
 from .reader import Container, open_container, parse_container
-from .writer import StoredBuffer, build_container, write_atomic
+from .writer import Layout, StoredBuffer, build_container, write_atomic
 
 __all__ = [
     "ALIGN",
     "FORMAT_VERSION",
     "MAGIC",
     "Container",
+    "Layout",
     "Limits",
     "StoredBuffer",
     "build_container",

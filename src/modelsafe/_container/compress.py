@@ -82,8 +82,31 @@ def compress_all(
         return list(pool.map(one, buffers))
 
 
-def decompress(data: memoryview, codec: str, raw_size: int, where: str) -> bytearray:
-    """Decompress one buffer and check it has exactly ``raw_size`` bytes."""
+class _Sink:
+    """A write target over a preallocated bytearray that refuses to overflow."""
+
+    def __init__(self, out: bytearray) -> None:
+        self.view = memoryview(out)
+        self.pos = 0
+
+    def write(self, chunk: bytes) -> int:
+        end = self.pos + len(chunk)
+        if end > len(self.view):
+            raise FormatError("more data than the header declares")
+        self.view[self.pos : end] = chunk
+        self.pos = end
+        return len(chunk)
+
+
+def decompress(
+    data: memoryview, codec: str, raw_size: int, index: int, where: Callable[[int], str]
+) -> bytearray:
+    """Decompress one buffer to exactly ``raw_size`` bytes.
+
+    The frame must declare that size; output beyond it, a second frame with
+    content, or bytes that are not a frame are errors. zstd output is written
+    straight into one preallocated bytearray, so memory peaks at the raw size.
+    """
     try:
         if codec == "zstd":
             import zstandard
@@ -91,38 +114,47 @@ def decompress(data: memoryview, codec: str, raw_size: int, where: str) -> bytea
             declared = zstandard.frame_content_size(data)
             if declared != raw_size:
                 raise FormatError(
-                    f"{where}: zstd frame declares {declared} bytes, header says {raw_size}"
+                    f"{where(index)}: zstd frame declares {declared} bytes, header says {raw_size}"
                 )
-            dobj = zstandard.ZstdDecompressor().decompressobj()
-            out = dobj.decompress(data)
-            if not dobj.eof or dobj.unused_data:
-                raise FormatError(f"{where}: the zstd data is not exactly one complete frame")
-        elif codec == "lz4":
+            out = bytearray(raw_size)
+            sink = _Sink(out)
+            dctx: Any = zstandard.ZstdDecompressor()
+            with dctx.stream_writer(sink, closefd=False) as writer:
+                writer.write(data)
+                writer.flush()
+            if sink.pos != raw_size:
+                raise FormatError(f"{where(index)}: zstd data ends after {sink.pos} bytes")
+            return out
+        if codec == "lz4":
             import lz4.frame
 
             info = lz4.frame.get_frame_info(data)
             if info.get("content_size") != raw_size:
                 raise FormatError(
-                    f"{where}: lz4 frame declares {info.get('content_size')} bytes, "
+                    f"{where(index)}: lz4 frame declares {info.get('content_size')} bytes, "
                     f"header says {raw_size}"
                 )
-            dec = lz4.frame.LZ4FrameDecompressor()
-            out = dec.decompress(data, max_length=raw_size + 1)
-            if not dec.eof or dec.unused_data:
-                raise FormatError(f"{where}: the lz4 data is not exactly one complete frame")
-        else:  # pragma: no cover - the reader rejects unknown codecs first
-            raise FormatError(f"{where}: unknown compression {codec!r}")
-    except FormatError:
+            dec = lz4.frame.LZ4FrameDecompressor(return_bytearray=True)
+            result = dec.decompress(data, max_length=raw_size + 1)
+            if not dec.eof or dec.unused_data or len(result) != raw_size:
+                raise FormatError(f"{where(index)}: the lz4 data is not exactly one frame")
+            return bytearray(result) if type(result) is not bytearray else result
+        raise FormatError(f"{where(index)}: unknown compression {codec!r}")
+    except FormatError as exc:
+        if str(exc).startswith("more data"):
+            raise FormatError(f"{where(index)}: {exc}") from None
+        raise
+    except MemoryError:
         raise
     except Exception as exc:  # the codecs raise their own error types
-        raise FormatError(f"{where}: corrupt {codec} data ({exc})") from exc
-    if len(out) != raw_size:
-        raise FormatError(f"{where}: decompressed to {len(out)} bytes, header says {raw_size}")
-    return bytearray(out) if not isinstance(out, bytearray) else out
+        # A FormatError raised by _Sink inside the zstd writer arrives wrapped.
+        if isinstance(exc.__context__, FormatError) or "more data" in str(exc):
+            raise FormatError(f"{where(index)}: more data than the header declares") from exc
+        raise FormatError(f"{where(index)}: corrupt {codec} data ({exc})") from exc
 
 
 def decompress_all(
-    jobs: Sequence[tuple[memoryview, str, int, str]],
+    jobs: Sequence[tuple[memoryview, str, int, int, Callable[[int], str]]],
 ) -> list[bytearray]:
     """Decompress many buffers in parallel; order is kept."""
     if len(jobs) <= 1:

@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -41,41 +42,59 @@ def _dump_header(header: dict[str, Any]) -> bytes:
     return text.encode("ascii")
 
 
+@dataclass(frozen=True)
+class Layout:
+    """A container laid out but not yet digested: the buffers and how to make the head."""
+
+    buffers: list[StoredBuffer]
+    entries: list[list[Any]]  # buffer entries, digest slot (index 2) still empty
+    fields: dict[str, Any]
+    data_size: int
+
+    def digests(self) -> list[str]:
+        return digest_many([(b.data, b.pad) for b in self.buffers])
+
+    def head(self, digests: Sequence[str]) -> bytes:
+        """Preamble plus padded, sealed header. Its length does not depend on the
+        digests (fixed-width hex), so a placeholder head can be written first."""
+        entries = [[e[0], e[1], d, *e[3:]] for e, d in zip(self.entries, digests, strict=True)]
+        header = {
+            "hash": HASH_PLACEHOLDER,
+            "digest": DIGEST_NAME,
+            "data_size": self.data_size,
+            "buffers": entries,
+            **self.fields,
+        }
+        body = _dump_header(header)
+        total = PREAMBLE_SIZE + len(body)
+        body += b" " * (align(total) - total)
+        return seal_header(PREAMBLE.pack(MAGIC, FORMAT_VERSION, len(body)) + body)
+
+
 def build_container(
     fields: dict[str, Any], buffers: Sequence[memoryview], *, compress: tuple[str, int] | None
-) -> tuple[bytes, list[StoredBuffer]]:
+) -> Layout:
     """Lay out a container.
 
     ``fields`` are the caller's header members (``meta``, ``types``, ``root``);
-    ``buffers`` are flat byte views, referenced from the tree by index. Returns
-    the preamble plus padded header, and the buffers to write after it.
+    ``buffers`` are flat byte views, referenced from the tree by index.
+    Buffers are compressed here; digests are computed by the caller, while
+    writing (:func:`write_atomic`) or before joining (:func:`to_bytes`).
     """
     stored = compress_all(buffers, compress)
     entries: list[list[Any]] = []
     layout: list[StoredBuffer] = []
     offset = 0
-    for data, _codec in stored:
+    for (data, codec), raw in zip(stored, buffers, strict=True):
         n = len(data)
         pad = align(n) - n
         layout.append(StoredBuffer(data, offset, pad))
-        offset += n + pad
-    digests = digest_many([(b.data, b.pad) for b in layout])
-    for (data, codec), raw, sb, dig in zip(stored, buffers, layout, digests, strict=True):
-        entry: list[Any] = [sb.offset, len(data), dig]
+        entry: list[Any] = [offset, n, ""]
         if codec is not None:
             entry += [codec, len(raw)]
         entries.append(entry)
-    header = {
-        "hash": HASH_PLACEHOLDER,
-        "digest": DIGEST_NAME,
-        "data_size": offset,
-        "buffers": entries,
-        **fields,
-    }
-    body = _dump_header(header)
-    total = PREAMBLE_SIZE + len(body)
-    body += b" " * (align(total) - total)
-    return seal_header(PREAMBLE.pack(MAGIC, FORMAT_VERSION, len(body)) + body), layout
+        offset += n + pad
+    return Layout(layout, entries, fields, offset)
 
 
 def seal_header(head: bytes) -> bytes:
@@ -98,9 +117,9 @@ def write_to(fh: BinaryIO, head: bytes, layout: Iterable[StoredBuffer]) -> None:
             fh.write(_PAD[: sb.pad])
 
 
-def to_bytes(head: bytes, layout: Sequence[StoredBuffer]) -> bytes:
-    parts: list[bytes | memoryview] = [head]
-    for sb in layout:
+def to_bytes(layout: Layout) -> bytes:
+    parts: list[bytes | memoryview] = [layout.head(layout.digests())]
+    for sb in layout.buffers:
         parts.append(sb.data)
         if sb.pad:
             parts.append(_PAD[: sb.pad])
@@ -120,26 +139,35 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(
-    path: str | os.PathLike[str], head: bytes, layout: Sequence[StoredBuffer], *, fsync: bool
-) -> Path:
+def write_atomic(path: str | os.PathLike[str], layout: Layout, *, fsync: bool) -> Path:
     """Write to a temporary file beside ``path``, flush, fsync, then rename over it.
 
     A crash or kill at any moment leaves ``path`` holding either its previous
-    content or the complete new file, never a partial one.
+    content or the complete new file, never a partial one. The buffers are
+    hashed on other cores while they are written; the header, whose length
+    does not depend on the digests, is written first as a placeholder and
+    rewritten in place once they are known, before the fsync and the rename.
     """
     target = Path(os.fspath(path))
     directory = target.parent if str(target.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
-        try:
-            mode = os.stat(target).st_mode & 0o7777
-        except FileNotFoundError:
-            mode = 0o666 & ~_umask()
-        os.fchmod(fd, mode)
         with open(fd, "wb", buffering=1 << 20, closefd=True) as fh:
-            write_to(fh, head, layout)
+            try:
+                mode = os.stat(target).st_mode & 0o7777
+            except FileNotFoundError:
+                mode = 0o666 & ~_umask()
+            os.fchmod(fh.fileno(), mode)
+            placeholder = layout.head([HASH_PLACEHOLDER] * len(layout.buffers))
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pending = pool.submit(layout.digests)
+                write_to(fh, placeholder, layout.buffers)
+                digests = pending.result()
+            head = layout.head(digests)
+            if len(head) != len(placeholder):  # pragma: no cover - fixed-width digests
+                raise AssertionError("header length changed with its digests")
             fh.flush()
+            os.pwrite(fh.fileno(), head, 0)
             if fsync:
                 os.fsync(fh.fileno())
         os.replace(tmp, target)

@@ -23,6 +23,7 @@ from .names import MODULE_RE, QUALNAME_RE
 from .table import Table, TableError
 
 _HEXINT = re.compile(r"-?[0-9a-f]+")
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 _FLOATS = ("nan", "inf", "-inf")
 
 
@@ -188,8 +189,21 @@ class Audit:
         if self.depth > self.limits.max_depth:
             self.fail(f"the object tree nests deeper than {self.limits.max_depth} levels")
 
+    def _numbers(self, values: Any, kinds: set[type]) -> None:
+        """JSON numbers must be int64 integers or finite floats (others are tagged)."""
+        if int in kinds:
+            ints = [x for x in values if type(x) is int]
+            if min(ints) < _INT_MIN or max(ints) > _INT_MAX:
+                self.fail("a JSON integer is outside int64; big integers must be tagged")
+        if float in kinds:
+            for x in values:
+                if type(x) is float and x - x != 0.0:
+                    self.fail("a JSON number overflows a float; infinities must be tagged")
+
     def _list(self, lst: list[Any], count: bool = True) -> None:
         kinds = set(map(type, lst))
+        if int in kinds or float in kinds:
+            self._numbers(lst, kinds)
         if list not in kinds and dict not in kinds:
             self.pure.add(id(lst))
             if count and self.depth >= self.limits.max_depth:
@@ -212,6 +226,8 @@ class Audit:
 
     def _plain(self, d: dict[str, Any]) -> None:
         kinds = set(map(type, d.values()))
+        if int in kinds or float in kinds:
+            self._numbers(d.values(), kinds)
         if list not in kinds and dict not in kinds:
             self.pure.add(id(d))
             if self.depth >= self.limits.max_depth:

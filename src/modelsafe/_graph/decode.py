@@ -245,31 +245,29 @@ def _b_scalars(b: Builder, node: dict[str, Any]) -> Any:
 
 
 def _mixed(b: Builder, node: dict[str, Any], n: int) -> list[Any]:
+    """Interleave the columns of a mixed packed list, checking them against the codes."""
     codes = np.frombuffer(b.buffer(node["codes"]), dtype=np.uint8)
-    counts = np.bincount(codes, minlength=6)
-    if len(counts) > 6:
+    if n and int(codes.max()) > 5:
         raise FormatError(f"{b.source}: packed scalars use an unknown kind code")
     ints = np.frombuffer(b.buffer(node["ints"]), dtype="<i8") if "ints" in node else None
     floats = np.frombuffer(b.buffer(node["floats"]), dtype="<f8") if "floats" in node else None
     strs = node.get("strs", [])
-    for code, col, size in ((3, ints, None), (4, floats, None), (5, None, len(strs))):
-        have = size if col is None else len(col)
-        if int(counts[code]) != (have or 0):
+    out = np.empty(n, dtype=object)  # None where nothing else is written
+    for code, column in ((1, False), (2, True), (3, ints), (4, floats), (5, strs)):
+        mask = codes == code
+        count = int(np.count_nonzero(mask))
+        size = 0 if column is None or type(column) is bool else len(column)
+        if type(column) is not bool and count != size:
             raise FormatError(
-                f"{b.source}: packed scalars have {int(counts[code])} items of kind {code} "
-                f"but a column of {have}"
+                f"{b.source}: packed scalars have {count} items of kind {code} "
+                f"but a column of {size}"
             )
-    out = np.empty(n, dtype=object)
-    if counts[1]:
-        out[codes == 1] = False
-    if counts[2]:
-        out[codes == 2] = True
-    if ints is not None and len(ints):
-        out[codes == 3] = ints.astype(object)
-    if floats is not None and len(floats):
-        out[codes == 4] = floats.astype(object)
-    if strs:
-        out[codes == 5] = strs
+        if not count:
+            continue
+        if type(column) is bool or code == 5:
+            out[mask] = column
+        else:
+            out[mask] = column.astype(object)  # type: ignore[union-attr]
     result: list[Any] = out.tolist()
     return result
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .._trust import never_trustable
 from ..errors import UnsupportedTypeError
 from .names import qualname, split_global
 from .table import PACK_ALIGN, PACK_BYTES, TableWriter
@@ -356,11 +357,21 @@ def _enc_range(e: Encoder, r: range) -> Node:
     return {"$": "range", "v": [int_node(r.start), int_node(r.stop), int_node(r.step)]}
 
 
+def _never(name: str) -> None:
+    if never_trustable(name):
+        raise Unsupported(
+            f"{name} reaches the operating system or runs code, so no modelsafe file may "
+            f"hold it (loading would always refuse it)",
+            advice="Leave it out of the saved object, or rebuild it after loading.",
+        )
+
+
 def _enc_global(e: Encoder, obj: Any) -> Node:
     where = split_global(obj)
     if isinstance(where, str):
         raise Unsupported(where)
     module, name = where
+    _never(f"{module}.{name}")
     e.types.add(f"{module}.{name}")
     return {"$": "global", "module": module, "name": name}
 
@@ -463,6 +474,7 @@ def _enc_reduce(e: Encoder, obj: Any) -> Node:
     if isinstance(where, str):
         raise Unsupported(f"{tname}: {where}")
     module, name = where
+    _never(f"{module}.{name}")
     e.types.add(f"{module}.{name}")
     node: dict[str, Any] = {"$": kind, "module": module, "name": name}
     if args:
