@@ -130,6 +130,9 @@ def _audit_deep(c: Container, policy: Policy | None) -> Audit:
     if "arrays" in c.header:
         a.load_table(c.header["arrays"])
     try:
+        from ._graph.audit import check_number
+
+        check_number(a, c.header["root"])
         a.visit(c.header["root"])
     except _Fail as exc:
         from .errors import FormatError
@@ -160,7 +163,7 @@ def _construct_deep(
 
         return buffer_owner(root, i, a.table)
 
-    views, _ = c.open_data(mmap_mode=mode, verify=verify, locate=locate)
+    views = c.open_data(mmap_mode=mode, verify=verify, locate=locate)
     return build(root, views, a, copy=copy_readonly, source=c.source)
 
 

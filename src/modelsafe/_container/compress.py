@@ -151,13 +151,3 @@ def decompress(
         if isinstance(exc.__context__, FormatError) or "more data" in str(exc):
             raise FormatError(f"{where(index)}: more data than the header declares") from exc
         raise FormatError(f"{where(index)}: corrupt {codec} data ({exc})") from exc
-
-
-def decompress_all(
-    jobs: Sequence[tuple[memoryview, str, int, int, Callable[[int], str]]],
-) -> list[bytearray]:
-    """Decompress many buffers in parallel; order is kept."""
-    if len(jobs) <= 1:
-        return [decompress(*j) for j in jobs]
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        return list(pool.map(lambda j: decompress(*j), jobs))

@@ -11,12 +11,12 @@ import json
 import mmap as _mmap
 import os
 import re
-from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from ..errors import FormatError, FormatVersionError, IntegrityError, MmapUnavailableError
-from .compress import decompress_all
+from .compress import decompress
 from .digest import digest, digest_many
 from .layout import (
     CODECS,
@@ -83,13 +83,13 @@ class Container:
 
     def open_data(
         self, *, mmap_mode: str | bool | None, verify: bool, locate: Any = None
-    ) -> tuple[list[memoryview | bytearray], bool]:
+    ) -> list[memoryview | bytearray]:
         """Map or read the data section; verify digests; decompress.
 
         ``mmap_mode`` is "c" (copy-on-write map), "r" (read-only map) or False
-        (read into memory). Returns one view per buffer and whether the views
-        are writable. ``locate(i)`` names the object holding buffer ``i`` for
-        error messages.
+        (read into memory). Returns one view per buffer (writable unless the
+        map is read-only or the data is the caller's bytes). ``locate(i)``
+        names the object holding buffer ``i`` for error messages.
         """
         if mmap_mode == "r" and self.compressed:
             idx = self.compressed
@@ -100,11 +100,10 @@ class Container:
                 f"without compress= to get a mappable file."
             )
         size = self.data_size
-        writable = True
         whole: memoryview
+        mm: _mmap.mmap | None = None
         if self.data is not None:
             whole = memoryview(self.data)[self.data_offset : self.data_offset + size]
-            writable = False
         elif size == 0:
             whole = memoryview(b"")
         elif mmap_mode in ("c", "r"):
@@ -117,7 +116,6 @@ class Container:
                 access = _mmap.ACCESS_COPY if mmap_mode == "c" else _mmap.ACCESS_READ
                 mm = _mmap.mmap(fh.fileno(), 0, access=access)
             whole = memoryview(mm)[self.data_offset : self.data_offset + size]
-            writable = mmap_mode == "c"
         else:
             assert self.path is not None
             buf = bytearray(size)
@@ -133,6 +131,8 @@ class Container:
         stored = [whole[b.offset : b.offset + b.size] for b in self.buffers]
         if verify:
             self._verify(whole, locate)
+            if mm is not None:  # hashing paged in the compressed bytes: let them go
+                self._release(mm, [b for b in self.buffers if b.codec is not None])
         views: list[memoryview | bytearray] = list(stored)
         packed = [b for b in self.buffers if b.codec is not None]
         if packed:
@@ -140,10 +140,32 @@ class Container:
             def where(i: int) -> str:  # only called to word an error
                 return self._where(i, locate)
 
-            jobs = [(stored[b.index], str(b.codec), b.nbytes, b.index, where) for b in packed]
-            for b, out in zip(packed, decompress_all(jobs), strict=True):
-                views[b.index] = out
-        return views, writable
+            def one(b: BufferEntry) -> bytearray:
+                out = decompress(stored[b.index], str(b.codec), b.nbytes, b.index, where)
+                if mm is not None:
+                    self._release(mm, [b])
+                return out
+
+            if len(packed) == 1:
+                views[packed[0].index] = one(packed[0])
+            else:
+                with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+                    for b, out in zip(packed, pool.map(one, packed), strict=True):
+                        views[b.index] = out
+        return views
+
+    def _release(self, mm: _mmap.mmap, packed: list[BufferEntry]) -> None:
+        """Let the kernel drop the mapped pages of compressed bytes once decompressed,
+        so they stop counting in this process's memory."""
+        advice = getattr(_mmap, "MADV_DONTNEED", None)
+        if advice is None:  # pragma: no cover - not on Linux
+            return
+        page = _mmap.PAGESIZE
+        for b in packed:
+            start = self.data_offset + b.offset
+            lo, hi = -(-start // page) * page, (start + b.size) // page * page
+            if hi > lo:
+                mm.madvise(advice, lo, hi - lo)
 
     def _where(self, i: int, locate: Any) -> str:
         where = f"{self.source}: buffer {i}"
@@ -294,6 +316,7 @@ def _check_header(
     if unknown:
         raise FormatError(f"{source}: unknown header member(s) {unknown[:5]}")
     for key, kind in (
+        ("hash", str),
         ("digest", str),
         ("data_size", int),
         ("buffers", list),
@@ -386,8 +409,3 @@ def parse_container(
     body = bytes(mv[PREAMBLE_SIZE : PREAMBLE_SIZE + hlen])
     header, entries = _finish(pre, body, size, source, limits, version, hlen, verify)
     return Container(header, version, hlen, size, entries, source, data=mv)
-
-
-def entries_summary(entries: Sequence[BufferEntry]) -> int:
-    """Total decompressed bytes of the buffers."""
-    return sum(b.nbytes for b in entries)

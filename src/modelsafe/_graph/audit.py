@@ -180,6 +180,8 @@ class Audit:
             try:
                 self.visit(p[0])
                 self.visit(p[1])
+                check_number(self, p[0])
+                check_number(self, p[1])
             except _Fail as exc:
                 exc.segments.append(f"[pair {i}]")
                 raise
@@ -300,6 +302,15 @@ class Audit:
                 raise UntrustedTypesError(bad, source=self.source)
 
 
+def check_number(a: Audit, x: Any) -> None:
+    """A JSON number outside lists and plain objects: int64 or finite."""
+    t = type(x)
+    if t is int and not _INT_MIN <= x <= _INT_MAX:
+        a.fail("a JSON integer is outside int64; big integers must be tagged")
+    if t is float and x - x != 0.0:
+        a.fail("a JSON number overflows a float; infinities must be tagged")
+
+
 # -- core node kinds ---------------------------------------------------------------------------
 
 
@@ -358,7 +369,7 @@ def _a_float(a: Audit, node: dict[str, Any]) -> None:
 
 def _is_float_node(x: Any) -> bool:
     if type(x) is float:
-        return True
+        return x - x == 0.0
     return type(x) is dict and len(x) == 2 and x.get("$") == "float" and x.get("v") in _FLOATS
 
 
@@ -393,7 +404,7 @@ def _a_slice(a: Audit, node: dict[str, Any]) -> None:
 
 def _is_int_node(x: Any) -> bool:
     if type(x) is int:
-        return True
+        return _INT_MIN <= x <= _INT_MAX
     if type(x) is dict and len(x) == 2 and x.get("$") == "int":
         h = x.get("hex")
         return type(h) is str and _HEXINT.fullmatch(h) is not None

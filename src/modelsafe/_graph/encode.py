@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import copyreg
-import json
 import types
 from collections.abc import Callable
 from typing import Any
@@ -495,7 +494,8 @@ def _enc_reduce(e: Encoder, obj: Any) -> Node:
     if entry is not None:
         # Reached again through its own arguments: that copy is the definition;
         # keep these arguments (they define ids it uses) and refer to it.
-        return {**e.ref(entry), "pre": [node.get("args", []), node.get("kwargs", {})]}
+        pre = [*node.get("args", []), *([node["kwargs"]] if "kwargs" in node else [])]
+        return {**e.ref(entry), "pre": pre}
     e.remember(obj, node)
     if state is not None:
         node["state"] = _state(e, state)
@@ -616,8 +616,3 @@ def encode(
     e = Encoder(max_depth=max_depth)
     root = e.encode_root(obj)
     return root, e.buffers, sorted(e.types), e.table.header()
-
-
-def dumps_node(node: Node) -> str:
-    """Canonical JSON text of a node (used to sort and compare)."""
-    return json.dumps(node, separators=(",", ":"), sort_keys=False)

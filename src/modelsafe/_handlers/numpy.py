@@ -368,8 +368,16 @@ def _enc_dtype(e: Any, dt: np.dtype[Any]) -> Any:
     return {"$": "dtype", "v": spec}
 
 
+_UNSIZED = {"|S0": "S", "<U0": "U", ">U0": "U", "|V0": "V"}  # np.dtype("S") and kin
+
+
 def _audit_dtype(a: Any, node: dict[str, Any]) -> None:
     a.keys(node, required=("v",))
+    if type(node["v"]) is str and node["v"] in _UNSIZED:
+        # A dtype value only (no array is ever made from it here).
+        a.cache[id(node)] = np.dtype(_UNSIZED[node["v"]])
+        a.need("numpy.dtype", "node")
+        return
     from .._graph.audit import _Fail
 
     try:
@@ -446,7 +454,22 @@ def _is_int(x: Any, lo: int, hi: int) -> bool:
 
 
 def _is_words(x: Any, dtype: str, n: int) -> bool:
-    return isinstance(x, np.ndarray) and x.dtype == np.dtype(dtype) and x.shape == (n,)
+    want = np.dtype(dtype)  # either byte order: made native before numpy sees it
+    return (
+        isinstance(x, np.ndarray)
+        and x.dtype.kind == want.kind
+        and x.dtype.itemsize == want.itemsize
+        and x.shape == (n,)
+    )
+
+
+def _native(state: Any) -> Any:
+    """The state with every array in this machine's byte order."""
+    if isinstance(state, dict):
+        return {k: _native(v) for k, v in state.items()}
+    if isinstance(state, np.ndarray) and not state.dtype.isnative:
+        return state.astype(state.dtype.newbyteorder("="))
+    return state
 
 
 def check_rng_state(name: str, state: Any, legacy: bool) -> None:
@@ -501,6 +524,7 @@ def _build_rng(b: Any, node: dict[str, Any]) -> Any:
     b.register(node, obj)
     state = b.build(node["state"])
     check_rng_state(node["bitgen"], state, legacy=tag == "randomstate")
+    state = _native(state)
     if tag == "randomstate":
         obj.set_state(state)
     else:
