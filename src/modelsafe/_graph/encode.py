@@ -140,6 +140,14 @@ class Encoder:
     def remember(self, obj: Any, node: Node) -> None:
         self.memo[id(obj)] = [obj, node, None]
 
+    def deeper(self) -> None:
+        """One more level: one per node, counted as the reader counts it (docs/format.md)."""
+        self.depth += 1
+        if self.depth > self.max_depth:
+            raise Unsupported(
+                f"the object nests more than {self.max_depth} levels deep", advice=None
+            )
+
     def ref(self, entry: list[Any]) -> Node:
         mid = entry[2]
         if mid is None:
@@ -164,12 +172,7 @@ class Encoder:
         fn = self._dispatch.get(t)
         if fn is None:
             fn = self._find(t)
-        # Depth: one level per node, counted as the reader counts it (docs/format.md).
-        self.depth += 1
-        if self.depth > self.max_depth:
-            raise Unsupported(
-                f"the object nests more than {self.max_depth} levels deep", advice=None
-            )
+        self.deeper()
         node = fn(self, obj)
         self.depth -= 1
         return node
@@ -535,9 +538,7 @@ def _attrs(e: Encoder, d: dict[str, Any]) -> Node:
         return e.ref(entry)
     node: dict[str, Any] = {}
     e.remember(d, node)
-    e.depth += 1
-    if e.depth > e.max_depth:
-        raise Unsupported(f"the object nests more than {e.max_depth} levels deep", advice=None)
+    e.deeper()
     key = ""
     try:
         for key, v in d.items():

@@ -102,23 +102,12 @@ def _enc_timezone(e: Any, tz: _dt.timezone) -> Any:
     return {"$": "timezone", "offset": _td(args[0]), "name": args[1] if len(args) > 1 else None}
 
 
-def _enc_datetime(e: Any, x: _dt.datetime) -> Any:
-    e.types.add("datetime.datetime")
+def _enc_clock(e: Any, x: _dt.datetime | _dt.time) -> Any:
+    """datetime and time: naive ISO text, then the tzinfo and fold apart."""
+    tag = "datetime" if type(x) is _dt.datetime else "time"
+    e.types.add(f"datetime.{tag}")
     node: dict[str, Any] = {
-        "$": "datetime",
-        "v": x.replace(tzinfo=None).isoformat(timespec="microseconds"),
-    }
-    if x.tzinfo is not None:
-        node["tz"] = e.enc(x.tzinfo)
-    if x.fold:
-        node["fold"] = 1
-    return node
-
-
-def _enc_time(e: Any, x: _dt.time) -> Any:
-    e.types.add("datetime.time")
-    node: dict[str, Any] = {
-        "$": "time",
+        "$": tag,
         "v": x.replace(tzinfo=None).isoformat(timespec="microseconds"),
     }
     if x.tzinfo is not None:
@@ -260,9 +249,9 @@ def _build_path(b: Any, node: dict[str, Any]) -> Any:
 _ENCODERS: dict[type, Any] = {
     collections.OrderedDict: _enc_odict,
     collections.defaultdict: _enc_ddict,
-    _dt.datetime: _enc_datetime,
+    _dt.datetime: _enc_clock,
     _dt.date: _enc_date,
-    _dt.time: _enc_time,
+    _dt.time: _enc_clock,
     _dt.timedelta: _enc_timedelta,
     _dt.timezone: _enc_timezone,
     decimal.Decimal: _enc_decimal,
