@@ -459,6 +459,12 @@ COMPRESSED_CASES: dict[str, Callable[[], bytes]] = {
     "corrupt lz4 stream, digest matching": lambda: compressed_bytes_node(
         _corrupt(LZ4), "lz4", len(RAW)
     ),
+    "zstd frame followed by a second frame with content": lambda: compressed_bytes_node(
+        ZSTD + ZSTD, "zstd", len(RAW)
+    ),
+    "lz4 frame followed by a second frame": lambda: compressed_bytes_node(
+        LZ4 + LZ4, "lz4", len(RAW)
+    ),
     "zstd bytes labelled lz4": lambda: compressed_bytes_node(ZSTD, "lz4", len(RAW)),
     "raw bytes labelled zstd": lambda: compressed_bytes_node(RAW, "zstd", len(RAW)),
     "array size differs from raw_size": lambda: compressed_bytes_node(

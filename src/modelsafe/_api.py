@@ -14,7 +14,7 @@ from ._container.layout import DEFAULT_LIMITS
 from ._container.reader import Container, open_container, parse_container
 from ._container.writer import Layout, build_container, to_bytes, write_atomic
 from ._envelope import capture
-from ._graph.audit import Audit, _Fail
+from ._graph.audit import Audit, _Fail, check_number
 from ._graph.decode import build
 from ._graph.encode import encode
 from ._info import FileInfo, describe
@@ -130,8 +130,6 @@ def _audit_deep(c: Container, policy: Policy | None) -> Audit:
     if "arrays" in c.header:
         a.load_table(c.header["arrays"])
     try:
-        from ._graph.audit import check_number
-
         check_number(a, c.header["root"])
         a.visit(c.header["root"])
     except _Fail as exc:

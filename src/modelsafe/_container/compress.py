@@ -82,6 +82,10 @@ def compress_all(
         return list(pool.map(one, buffers))
 
 
+class _Overflow(Exception):
+    """The frame decompresses to more bytes than the header declares."""
+
+
 class _Sink:
     """A write target over a preallocated bytearray that refuses to overflow."""
 
@@ -92,7 +96,7 @@ class _Sink:
     def write(self, chunk: bytes) -> int:
         end = self.pos + len(chunk)
         if end > len(self.view):
-            raise FormatError("more data than the header declares")
+            raise _Overflow
         self.view[self.pos : end] = chunk
         self.pos = end
         return len(chunk)
@@ -140,14 +144,9 @@ def decompress(
                 raise FormatError(f"{where(index)}: the lz4 data is not exactly one frame")
             return bytearray(result) if type(result) is not bytearray else result
         raise FormatError(f"{where(index)}: unknown compression {codec!r}")
-    except FormatError as exc:
-        if str(exc).startswith("more data"):
-            raise FormatError(f"{where(index)}: {exc}") from None
-        raise
-    except MemoryError:
+    except _Overflow:
+        raise FormatError(f"{where(index)}: more data than the header declares") from None
+    except (FormatError, MemoryError):
         raise
     except Exception as exc:  # the codecs raise their own error types
-        # A FormatError raised by _Sink inside the zstd writer arrives wrapped.
-        if isinstance(exc.__context__, FormatError) or "more data" in str(exc):
-            raise FormatError(f"{where(index)}: more data than the header declares") from exc
         raise FormatError(f"{where(index)}: corrupt {codec} data ({exc})") from exc

@@ -12,7 +12,7 @@ import mmap as _mmap
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from ..errors import FormatError, FormatVersionError, IntegrityError, MmapUnavailableError
@@ -67,7 +67,6 @@ class Container:
     path: str | None = None
     data: bytes | memoryview | None = None  # whole file, when given as bytes
     identity: tuple[int, ...] = ()  # device, inode, size, mtime of the file read
-    _views: list[memoryview | bytearray] | None = field(default=None, repr=False)
 
     @property
     def data_offset(self) -> int:
@@ -109,10 +108,7 @@ class Container:
         elif mmap_mode in ("c", "r"):
             assert self.path is not None
             with open(self.path, "rb") as fh:
-                if _identity(os.fstat(fh.fileno())) != self.identity:
-                    raise FormatError(
-                        f"{self.source}: the file was replaced or changed while loading"
-                    )
+                self._same_file(fh)
                 access = _mmap.ACCESS_COPY if mmap_mode == "c" else _mmap.ACCESS_READ
                 mm = _mmap.mmap(fh.fileno(), 0, access=access)
             whole = memoryview(mm)[self.data_offset : self.data_offset + size]
@@ -120,10 +116,7 @@ class Container:
             assert self.path is not None
             buf = bytearray(size)
             with open(self.path, "rb") as fh:
-                if _identity(os.fstat(fh.fileno())) != self.identity:
-                    raise FormatError(
-                        f"{self.source}: the file was replaced or changed while loading"
-                    )
+                self._same_file(fh)
                 fh.seek(self.data_offset)
                 if fh.readinto(buf) != size:
                     raise FormatError(f"{self.source}: the file is shorter than its header says")
@@ -153,6 +146,11 @@ class Container:
                     for b, out in zip(packed, pool.map(one, packed), strict=True):
                         views[b.index] = out
         return views
+
+    def _same_file(self, fh: BinaryIO) -> None:
+        """The data must come from the file whose header was read, not a replacement."""
+        if _identity(os.fstat(fh.fileno())) != self.identity:
+            raise FormatError(f"{self.source}: the file was replaced or changed while loading")
 
     def _release(self, mm: _mmap.mmap, packed: list[BufferEntry]) -> None:
         """Let the kernel drop the mapped pages of compressed bytes once decompressed,

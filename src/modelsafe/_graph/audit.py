@@ -19,11 +19,11 @@ from .._container.layout import DEFAULT_LIMITS, Limits
 from .._handlers import Tag, known_tag, tag_for
 from .._trust import CALL, NEW, NODE, VALUE, Policy
 from ..errors import FormatError, UntrustedTypesError
+from .encode import INT_MAX, INT_MIN
 from .names import MODULE_RE, QUALNAME_RE
 from .table import Table, TableError
 
 _HEXINT = re.compile(r"-?[0-9a-f]+")
-_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 _FLOATS = ("nan", "inf", "-inf")
 
 
@@ -195,7 +195,7 @@ class Audit:
         """JSON numbers must be int64 integers or finite floats (others are tagged)."""
         if int in kinds:
             ints = [x for x in values if type(x) is int]
-            if min(ints) < _INT_MIN or max(ints) > _INT_MAX:
+            if min(ints) < INT_MIN or max(ints) > INT_MAX:
                 self.fail("a JSON integer is outside int64; big integers must be tagged")
         if float in kinds:
             for x in values:
@@ -305,7 +305,7 @@ class Audit:
 def check_number(a: Audit, x: Any) -> None:
     """A JSON number outside lists and plain objects: int64 or finite."""
     t = type(x)
-    if t is int and not _INT_MIN <= x <= _INT_MAX:
+    if t is int and not INT_MIN <= x <= INT_MAX:
         a.fail("a JSON integer is outside int64; big integers must be tagged")
     if t is float and x - x != 0.0:
         a.fail("a JSON number overflows a float; infinities must be tagged")
@@ -404,7 +404,7 @@ def _a_slice(a: Audit, node: dict[str, Any]) -> None:
 
 def _is_int_node(x: Any) -> bool:
     if type(x) is int:
-        return _INT_MIN <= x <= _INT_MAX
+        return INT_MIN <= x <= INT_MAX
     if type(x) is dict and len(x) == 2 and x.get("$") == "int":
         h = x.get("hex")
         return type(h) is str and _HEXINT.fullmatch(h) is not None
