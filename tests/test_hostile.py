@@ -967,6 +967,15 @@ def test_packed_scalars_positive_control() -> None:
     got = modelsafe.loads(craft(node, [bytes([0, 1, 2, 3, 4, 5]), i8(7), f8(0.5)]))
     assert got == [None, False, True, 7, 0.5, "s"]
     assert modelsafe.loads(craft({"$": "scalars", "n": 2, "kind": "int", "ints": 0}, [i8(1, 2)]))
+    # strings as one UTF-8 buffer split at U+0000, with kind and with codes
+    text = "é\x00\x00z".encode()
+    assert modelsafe.loads(craft({"$": "scalars", "n": 3, "kind": "str", "strs": 0}, [text])) == [
+        "é",
+        "",
+        "z",
+    ]
+    node = {"$": "scalars", "n": 4, "codes": 0, "strs": 1}
+    assert modelsafe.loads(craft(node, [bytes([5, 0, 5, 5]), text])) == ["é", None, "", "z"]
 
 
 SCALARS_HEADER_CASES: dict[str, tuple[dict[str, Any], list[bytes]]] = {
@@ -992,6 +1001,12 @@ SCALARS_HEADER_CASES: dict[str, tuple[dict[str, Any], list[bytes]]] = {
     "n negative": ({"$": "scalars", "n": -1, "kind": "str", "strs": []}, []),
     "n a string": ({"$": "scalars", "n": "1", "kind": "str", "strs": ["a"]}, []),
     "n enormous": ({"$": "scalars", "n": 1 << 40, "kind": "int", "ints": 0}, [i8(1)]),
+    "strs is a float": ({"$": "scalars", "n": 1, "kind": "str", "strs": 0.0}, [b"a"]),
+    "strs buffer out of range": ({"$": "scalars", "n": 1, "kind": "str", "strs": 5}, [b"a"]),
+    "strs buffer is the codes buffer": (
+        {"$": "scalars", "n": 1, "codes": 0, "strs": 0},
+        [bytes([5])],
+    ),
 }
 SCALARS_DATA_CASES: dict[str, tuple[dict[str, Any], list[bytes]]] = {
     "codes say 3 ints, the column holds 2": (
@@ -1011,6 +1026,23 @@ SCALARS_DATA_CASES: dict[str, tuple[dict[str, Any], list[bytes]]] = {
         [bytes([5, 5])],
     ),
     "unknown code": ({"$": "scalars", "n": 2, "codes": 0}, [bytes([0, 9])]),
+    "strs buffer: invalid UTF-8": ({"$": "scalars", "n": 1, "kind": "str", "strs": 0}, [b"\xff"]),
+    "strs buffer: a lone surrogate": (
+        {"$": "scalars", "n": 1, "kind": "str", "strs": 0},
+        ["\ud800".encode("utf-8", "surrogatepass")],
+    ),
+    "strs buffer: 3 strings, n says 2": (
+        {"$": "scalars", "n": 2, "kind": "str", "strs": 0},
+        [b"a\x00b\x00c"],
+    ),
+    "strs buffer: 1 string, n enormous": (
+        {"$": "scalars", "n": 1 << 40, "kind": "str", "strs": 0},
+        [b"a"],
+    ),
+    "codes say 2 strings, the strs buffer holds 3": (
+        {"$": "scalars", "n": 2, "codes": 0, "strs": 1},
+        [bytes([5, 5]), b"a\x00b\x00c"],
+    ),
     "code 255": ({"$": "scalars", "n": 1, "codes": 0}, [bytes([255])]),
     "ints column not a multiple of 8": (
         {"$": "scalars", "n": 1, "codes": 0, "ints": 1},

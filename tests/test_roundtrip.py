@@ -587,6 +587,49 @@ def test_distinct_nan_keys_are_kept(kind: str) -> None:
     assert len(y) == 2 and all(math.isnan(k) for k in y)
 
 
+def _long_mixed(n: int, seed: int, pattern: str) -> list[Any]:
+    rng = np.random.default_rng(seed)
+    pool: list[Any] = [None, False, True, -(2**63), 2**63 - 1, 7, -0.0, 1e308, "", "é\x00z"]
+    if pattern == "random":
+        picks = rng.integers(0, len(pool), size=n)
+    elif pattern == "runs":  # long runs of one kind, crossing chunk edges
+        picks = np.repeat(rng.integers(0, len(pool), size=n // 5000 + 1), 5000)[:n]
+    else:  # "late": only ints until the last chunk, then every kind
+        picks = np.full(n, 5)
+        picks[-50:] = rng.integers(0, len(pool), size=50)
+    return [pool[int(i)] for i in picks]
+
+
+@pytest.mark.parametrize("pattern", ["random", "runs", "late"])
+@pytest.mark.parametrize("n", [64, (1 << 15) - 1, 1 << 15, (1 << 15) + 1, 3 * (1 << 15) + 77])
+def test_long_mixed_lists_cross_chunk_edges(n: int, pattern: str) -> None:
+    """Mixed packed lists are rebuilt a chunk at a time: every edge keeps order and types."""
+    x = _long_mixed(n, n, pattern)
+    y = via_bytes(x)
+    assert y == x and [type(v) for v in y] == [type(v) for v in x]
+    assert [math.copysign(1, v) for v in y if type(v) is float] == [
+        math.copysign(1, v) for v in x if type(v) is float
+    ]
+
+
+@pytest.mark.parametrize(
+    ("odd", "in_buffer"),
+    [("plain é", True), ("", True), ("nul\x00inside", False), ("lone \ud800", False)],
+    ids=["plain", "empty", "nul", "surrogate"],
+)
+@pytest.mark.parametrize("mixed", [False, True], ids=["all-str", "mixed"])
+def test_packed_strings_use_a_buffer_when_they_can(odd: str, in_buffer: bool, mixed: bool) -> None:
+    """Strings go to one UTF-8 buffer unless one holds U+0000 or cannot be UTF-8."""
+    x: list[Any] = [f"s{i}" for i in range(100)] + [odd]
+    if mixed:
+        x += [None, 1, 2.5]
+    data = modelsafe.dumps(x)
+    owners = [b["owner"] for b in modelsafe.inspect(data).buffers]
+    assert len(owners) == int(in_buffer) + 3 * mixed  # mixed: + codes, ints, floats
+    y = modelsafe.loads(data)
+    assert y == x and [type(v) for v in y] == [type(v) for v in x]
+
+
 # -- the comparison itself ------------------------------------------------------------------------
 
 

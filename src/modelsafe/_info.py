@@ -132,7 +132,9 @@ def _walk(
             for k, v in node.items():
                 yield from _walk(v, f"{path}[{k!r}]", depth + 1, max_depth, table)
         return
-    bufs = tuple(node[k] for k in ("buf", "codes", "ints", "floats") if type(node.get(k)) is int)
+    bufs = tuple(
+        node[k] for k in ("buf", "codes", "ints", "floats", "strs") if type(node.get(k)) is int
+    )
     if tag == "nd" and table is not None and type(node.get("t")) is int:
         name, shp, buf, nbytes = table.describe(node["t"])
         yield Row(path, depth, "ndarray", f"{name} shape={shp}", nbytes, (buf,))

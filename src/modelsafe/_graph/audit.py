@@ -457,8 +457,10 @@ def _a_scalars(a: Audit, node: dict[str, Any]) -> None:
         a.fail("'n' must be a non-negative integer")
     if "strs" in node:
         strs = node["strs"]
-        if type(strs) is not list or set(map(type, strs)) - {str}:
-            a.fail("'strs' must be a list of strings")
+        if type(strs) is int:
+            a.use_buffer(strs, None)  # UTF-8 text; its length is checked when it is read
+        elif type(strs) is not list or not _all_str(strs):
+            a.fail("'strs' must be a list of strings or a buffer index")
     columns = {k for k in ("ints", "floats", "strs") if k in node}
     if ("kind" in node) == ("codes" in node):
         a.fail("packed scalars need exactly one of 'kind' and 'codes'")
@@ -470,7 +472,7 @@ def _a_scalars(a: Audit, node: dict[str, Any]) -> None:
         if columns != {want}:
             a.fail(f"a list of kind {node['kind']!r} needs exactly the '{want}' column")
         if want == "strs":
-            if len(node["strs"]) != n:
+            if type(node["strs"]) is list and len(node["strs"]) != n:
                 a.fail(f"'strs' has {len(node['strs'])} items, 'n' says {n}")
         else:
             a.use_buffer(node[str(want)], 8 * n)
@@ -484,6 +486,17 @@ def _a_scalars(a: Audit, node: dict[str, Any]) -> None:
 
 
 _COLUMN = {"int": "ints", "float": "floats", "str": "strs"}
+
+
+def _all_str(items: list[Any]) -> bool:
+    """Whether every item is a str; ``str.join`` checks that in C, a slice at a time."""
+    step = 1 << 16
+    try:
+        for i in range(0, len(items), step):
+            "".join(items[i : i + step])
+    except TypeError:
+        return False
+    return True
 
 
 _CORE: dict[str, Callable[[Audit, dict[str, Any]], None]] = {

@@ -405,7 +405,7 @@ def _pack_scalars(e: Encoder, lst: list[Any]) -> Node | None:
             return node
         if k is str:
             node["kind"] = "str"
-            node["strs"] = lst
+            node["strs"] = _strs_column(e, lst)
             return node
     codes = bytearray(n)
     ints_l: list[int] = []
@@ -434,8 +434,24 @@ def _pack_scalars(e: Encoder, lst: list[Any]) -> Node | None:
     if floats_l:
         node["floats"] = e.add_buffer(_mv(np.array(floats_l, dtype="<f8")))
     if strs:
-        node["strs"] = strs
+        node["strs"] = _strs_column(e, strs)
     return node
+
+
+def _strs_column(e: Encoder, strs: list[str]) -> int | list[str]:
+    """The strings as one UTF-8 buffer, joined by U+0000; the JSON list where that can't be.
+
+    Splitting one decoded text is faster than parsing a JSON string per item and keeps
+    the header small. Strings that hold U+0000 or lone surrogates stay in the header.
+    """
+    text = "\x00".join(strs)
+    if not text or text.count("\x00") != len(strs) - 1:
+        return strs
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        return strs
+    return e.add_buffer(memoryview(data))
 
 
 # -- anything else: the reduce protocol ---------------------------------------------------

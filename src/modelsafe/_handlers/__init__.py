@@ -1,16 +1,22 @@
 """Handlers: one module per library, found by name and imported lazily.
 
-A handler module exposes ``encoder_for(type) -> encode function | None`` and
-``TAGS``, a mapping from node tag to :class:`Tag` (audit + build). Which module
-serves a type is decided from the type's top-level package *name*, and which
-module serves a node from its tag, so asking "is this a numpy array?" never
-imports anything that is not already loaded, and a file can only ever reach
-the handlers listed here (or registered by an installed package through the
-``modelsafe.handlers`` entry point group).
+A handler module exposes ``encoder_for(type) -> encode function | None``,
+``TAGS``, a mapping from node tag to :class:`Tag` (audit + build), and
+optionally ``VALIDATORS``, a mapping from a class's qualified name to a
+:class:`Validator` that checks what the file gives that class before it is
+constructed (for compiled code that indexes memory with values from the file).
+
+Which module serves a type is decided from the type's top-level package *name*,
+which module serves a node from its tag (or the tag's prefix, ``"pd.frame"`` ->
+``"pd."``), and which validates a class from the class's top-level package, so
+asking "is this a numpy array?" never imports anything that is not already
+loaded, and a file can only ever reach the handlers listed here (or registered
+by an installed package through the ``modelsafe.handlers`` entry point group).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +29,19 @@ _BY_PACKAGE = {
     "datetime": "modelsafe._handlers.stdlib",
     "decimal": "modelsafe._handlers.stdlib",
     "pathlib": "modelsafe._handlers.stdlib",
+    "scipy": "modelsafe._handlers.scipy",
+    "pandas": "modelsafe._handlers.pandas",
+    "sklearn": "modelsafe._handlers.sklearn",
+    "xgboost": "modelsafe._handlers.xgboost",
+    "lightgbm": "modelsafe._handlers.lightgbm",
+}
+# Every tag starting with one of these belongs to that handler's module.
+_BY_TAG_PREFIX = {
+    "sp.": "modelsafe._handlers.scipy",
+    "pd.": "modelsafe._handlers.pandas",
+    "sk.": "modelsafe._handlers.sklearn",
+    "xgb.": "modelsafe._handlers.xgboost",
+    "lgb.": "modelsafe._handlers.lightgbm",
 }
 _BY_TAG = {
     "nd": "modelsafe._handlers.numpy",
@@ -52,6 +71,21 @@ class Tag:
     build: Callable[[Any, dict[str, Any]], Any]
 
 
+@dataclass(frozen=True)
+class Validator:
+    """Checks on what a file gives one class, run before the class sees any of it.
+
+    ``args(args, kwargs)`` runs before the class is called or its ``__new__`` is;
+    ``state(obj, state)`` before the state is applied, with ``state=None`` when
+    the file gives none. Either raises ``ValueError`` or ``TypeError`` naming the
+    broken invariant, which the loader reports as a
+    :class:`~modelsafe.errors.FormatError` naming the class.
+    """
+
+    args: Callable[[list[Any], dict[str, Any]], None] | None = None
+    state: Callable[[Any, Any], None] | None = None
+
+
 def _load_entry_points() -> None:
     """Merge handler registrations from installed packages, once."""
     global _entry_points_loaded
@@ -73,8 +107,14 @@ def _load_entry_points() -> None:
             _BY_TAG.setdefault(tag, module)
 
 
-def _module(name: str) -> ModuleType:
-    return importlib.import_module(name)
+def _module(name: str) -> ModuleType | None:
+    """A handler module, or None when it is not part of this installation."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:
+            return None
+        raise
 
 
 def encoder_for(t: type) -> Callable[[Any, Any], Any] | None:
@@ -84,24 +124,47 @@ def encoder_for(t: type) -> Callable[[Any, Any], Any] | None:
     if name is None and not _entry_points_loaded:
         _load_entry_points()
         name = _BY_PACKAGE.get(package)
-    if name is None:
+    module = None if name is None else _module(name)
+    if module is None:
         return None
-    fn: Callable[[Any, Any], Any] | None = _module(name).encoder_for(t)
+    fn: Callable[[Any, Any], Any] | None = module.encoder_for(t)
     return fn
+
+
+def _tag_module(tag: str) -> str | None:
+    name = _BY_TAG.get(tag)
+    if name is None:
+        prefix = tag.split(".", 1)[0] + "."
+        if prefix != tag[: len(prefix)]:
+            return None
+        name = _BY_TAG_PREFIX.get(prefix)
+    return name
 
 
 def tag_for(tag: str) -> Tag | None:
     """The audit/build pair for a node tag, or None when no handler serves it."""
-    name = _BY_TAG.get(tag)
-    if name is None:
+    name = _tag_module(tag)
+    module = None if name is None else _module(name)
+    if module is None:
         return None
-    spec: Tag | None = _module(name).TAGS.get(tag)
+    spec: Tag | None = module.TAGS.get(tag)
     return spec
 
 
 def known_tag(tag: str) -> bool:
     """True when ``tag`` names a handler node (checked without importing it)."""
-    if tag in _BY_TAG:
+    if _tag_module(tag) is not None:
         return True
     _load_entry_points()
     return tag in _BY_TAG
+
+
+@functools.cache
+def validator_for(qualified_name: str) -> Validator | None:
+    """The validator of a class (by qualified name), once loading has passed the audit."""
+    name = _BY_PACKAGE.get(qualified_name.split(".", 1)[0])
+    module = None if name is None else _module(name)
+    if module is None:
+        return None
+    found: Validator | None = getattr(module, "VALIDATORS", {}).get(qualified_name)
+    return found
