@@ -4,7 +4,7 @@
 #   make test       fast test suite (everything not marked slow)
 #   make test-all   whole test suite, slow sweeps included
 #   make lint       ruff check, ruff format --check, mypy (strict on src/modelsafe)
-#   make bench      full benchmarks; make bench-quick for a short run
+#   make bench      full benchmarks (numpy payloads and the model zoo); make bench-quick for a short run
 #   make lock       re-resolve dependencies from pyproject.toml and rewrite constraints.txt
 #   make clean      remove .venv, build artefacts and caches
 
@@ -46,10 +46,10 @@ demo: $(STAMP)
 	$(VENV)/bin/modelsafe demo
 
 bench: $(STAMP)
-	$(VENV_PY) -m benchmarks.run
+	$(VENV_PY) -m benchmarks.run --suite all
 
 bench-quick: $(STAMP)
-	$(VENV_PY) -m benchmarks.run --quick
+	$(VENV_PY) -m benchmarks.run --suite all --quick
 
 # Resolve without the old pins (pip keeps installed versions that still fit;
 # `make clean lock` re-resolves everything), then freeze the result.

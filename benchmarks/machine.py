@@ -53,22 +53,29 @@ def _filesystem(path: str) -> str:
     return fstype
 
 
+# Distributions that install a module under another project name (same import, same API).
+_ALSO_KNOWN_AS = {"xgboost": ("xgboost-cpu",)}
+
+
 def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
+    for name in (package, *_ALSO_KNOWN_AS.get(package, ())):
+        try:
+            version = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+        return version if name == package else f"{version} ({name})"
+    return "not installed"
 
 
-def machine_facts(tmpdir: str) -> dict[str, object]:
-    """CPU, cores, RAM, OS, Python, package versions, date and the temp filesystem."""
+def machine_facts(tmpdir: str, packages: tuple[str, ...] = PACKAGES) -> dict[str, object]:
+    """CPU, cores, RAM, OS, Python, versions of ``packages``, date and the temp filesystem."""
     return {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
         "ram_gib": _ram_gib(),
         "os": platform.platform(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "versions": {name: _version(name) for name in PACKAGES},
+        "versions": {name: _version(name) for name in packages},
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "temp_filesystem": _filesystem(tmpdir),
     }

@@ -29,9 +29,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from benchmarks.cases import CASES
+from benchmarks.children import RESULT_PREFIX
 from benchmarks.tools import TOOLS
 
-RESULT_PREFIX = "RESULT "
 SLOW_RUN_S = 30.0  # a run slower than this is not repeated
 # Fast operations are repeated beyond ``--repeat`` until the timed runs add up to
 # MIN_TOTAL_S (at most MAX_RUNS of them), as timeit's autorange does: the best of three
@@ -88,18 +88,25 @@ def vm_hwm_mb() -> float | None:
 
 
 def timed_runs(
-    op: Callable[[], Any], repeat: int, limit: float, between: Callable[[int, Any], None]
+    op: Callable[[], Any],
+    repeat: int,
+    limit: float,
+    between: Callable[[int, Any], None],
+    *,
+    min_total: float = MIN_TOTAL_S,
+    slow_run: float = SLOW_RUN_S,
 ) -> list[float]:
     """Time one warm-up call of ``op`` and then ``repeat`` or more, each under ``limit`` seconds.
 
     The warm-up absorbs one-time costs (lazy imports inside the tool, first page faults);
     :func:`best` leaves it out. ``between(i, result)`` runs after each call, untimed. A call
-    slower than ``SLOW_RUN_S`` ends the series early; fast calls are repeated until the
-    timed runs add up to ``MIN_TOTAL_S`` (``MAX_RUNS`` at most). Every tool gets the same rule.
+    slower than ``slow_run`` ends the series early; fast calls are repeated until the
+    timed runs add up to ``min_total`` (``MAX_RUNS`` at most). Every tool gets the same rule;
+    the model-zoo suite lowers both so that 60-odd pairs fit in its time budget.
     """
     times: list[float] = []
     i = 0
-    while i <= repeat or (sum(times[1:]) < MIN_TOTAL_S and i <= MAX_RUNS):
+    while i <= repeat or (sum(times[1:]) < min_total and i <= MAX_RUNS):
         gc.collect()
         with time_limit(limit):
             start = time.perf_counter()
@@ -108,7 +115,7 @@ def timed_runs(
         between(i, result)
         del result
         i += 1
-        if times[-1] > SLOW_RUN_S:
+        if times[-1] > slow_run:
             break
     return times
 

@@ -64,6 +64,20 @@ def _joblib_load_mmap(path: str) -> Any:
     return joblib.load(path, mmap_mode="r")
 
 
+def _cloudpickle_save(obj: Any, path: str) -> None:
+    import cloudpickle
+
+    with open(path, "wb") as f:
+        cloudpickle.dump(obj, f, protocol=5)
+
+
+def _cloudpickle_load(path: str) -> Any:
+    import cloudpickle
+
+    with open(path, "rb") as f:
+        return cloudpickle.load(f)  # the same function as pickle.load
+
+
 def _skops_save(obj: Any, path: str) -> None:
     import skops.io
 
@@ -126,6 +140,14 @@ TOOLS: dict[str, Tool] = {
             "load(trusted=get_untrusted_types(file=...))",
         ),
         Tool(
+            "cloudpickle",
+            ".pkl",
+            ("cloudpickle",),
+            _cloudpickle_save,
+            _cloudpickle_load,
+            "protocol 5; classes of importable modules are pickled by reference, as pickle does",
+        ),
+        Tool(
             "modelsafe",
             ".msafe",
             _MS,
@@ -167,6 +189,19 @@ TOOLS: dict[str, Tool] = {
         ),
     )
 }
+
+# The rows of each suite, in table order. The numpy suite predates cloudpickle and
+# keeps its rows; the zoo compares the tools a user picks between for a fitted model.
+NUMPY_TOOLS = tuple(name for name in TOOLS if name != "cloudpickle")
+MODEL_TOOLS = (
+    "pickle",
+    "joblib",
+    "joblib-mmap",
+    "skops",
+    "cloudpickle",
+    "modelsafe",
+    "modelsafe-mmap",
+)
 
 
 def is_modelsafe(tool: Tool) -> bool:

@@ -8,8 +8,10 @@ Trust is by exact qualified name, and says *how* a name may be used:
 - ``call``: called with arguments from the file.
 
 The default set is data (:func:`default_trusted`), not code spread over the
-handlers. Names passed in ``trusted=[...]`` are trusted for every use. Some
-names can never be trusted, because they turn a file into code.
+handlers: builtins and numpy from the tables below, every other library from
+the lists in ``modelsafe/_trustlists/*.txt``. Names passed in ``trusted=[...]``
+are trusted for every use. Some names can never be trusted, because they turn
+a file into code.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 NODE, VALUE, NEW, CALL = "node", "value", "new", "call"
 
@@ -104,11 +107,40 @@ def default_trusted() -> Mapping[str, frozenset[str]]:
     for n in _NUMPY_FUNCTIONS:
         if callable(namespace.get(n)):
             add(f"numpy.{n}", VALUE)
+    add("numpy.ma.MaskedArray", NODE)
+    add("numpy.matrix", NODE)
     add("numpy.random.RandomState", NODE)
     add("numpy.random.Generator", NODE)
     for n in _BITGENS:
         add(f"numpy.random.{n}", NODE)
+    for name, uses in trust_lists().items():
+        add(name, *uses)
     return {k: frozenset(v) for k, v in table.items() if not never_trustable(k)}
+
+
+_USES = frozenset({NODE, VALUE, NEW, CALL})
+# Read as plain files (package data): importlib.resources would import modules on first use.
+LISTS_DIR = Path(__file__).with_name("_trustlists")
+
+
+@functools.cache
+def trust_lists() -> Mapping[str, frozenset[str]]:
+    """The names of ``modelsafe/_trustlists/*.txt``, with their uses (read, never imported)."""
+    table: dict[str, set[str]] = {}
+    for entry in sorted(LISTS_DIR.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".txt"):
+            continue
+        for number, line in enumerate(entry.read_text("utf-8").splitlines(), 1):
+            words = line.split("#", 1)[0].split()
+            if not words:
+                continue
+            name, uses = words[0], set(words[1:])
+            if not _NAME.fullmatch(name) or not uses or uses - _USES:
+                raise RuntimeError(
+                    f"modelsafe/_trustlists/{entry.name}:{number}: bad line {line!r}"
+                )
+            table.setdefault(name, set()).update(uses)
+    return {k: frozenset(v) for k, v in table.items()}
 
 
 def check_trusted(trusted: object) -> frozenset[str]:

@@ -124,7 +124,9 @@ class Audit:
             self.fail(f"needs {nbytes} bytes, but buffer {index} holds {self.sizes[index]}")
 
     def dtype(self, spec: Any, *, allow_object: bool) -> Any:
-        key = spec if type(spec) is str else None
+        # A structured dtype repeats once per array (a forest's 300 trees): parse it once,
+        # keyed by its JSON text (repr of the parsed JSON; never a simple dtype string).
+        key = spec if type(spec) is str else repr(spec) if type(spec) is dict else None
         if key is not None:
             hit = self.simple_dtypes.get(key)
             if hit is not None and (allow_object or hit.kind != "O"):

@@ -50,6 +50,8 @@ _BY_TAG = {
     "randomstate": "modelsafe._handlers.numpy",
     "generator": "modelsafe._handlers.numpy",
     "bitgen": "modelsafe._handlers.numpy",
+    "ma": "modelsafe._handlers.numpy",
+    "npmatrix": "modelsafe._handlers.numpy",
     "odict": "modelsafe._handlers.stdlib",
     "ddict": "modelsafe._handlers.stdlib",
     "datetime": "modelsafe._handlers.stdlib",

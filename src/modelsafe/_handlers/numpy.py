@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._graph.table import MAX_NDIM, SMALL_ARRAY
+from ..errors import FormatError
 from . import Tag
 
 # Byte order is explicit: "|" only where it cannot matter (one-byte and byte-string
@@ -305,9 +306,10 @@ def _build_array(b: Any, node: dict[str, Any]) -> Any:
     if buf is None:
         arr = np.empty(shape, dtype=dt, order=order)
     else:
-        arr = np.frombuffer(b.buffer(buf), dtype=dt)
-        if b.copy:
-            arr = arr.copy()
+        raw = b.buffer(buf)
+        # Copy the bytes, not the array: ndarray.copy() leaves a structured dtype's padding
+        # uninitialised, and re-saving would then write heap garbage into a file.
+        arr = np.frombuffer(bytearray(raw) if b.copy else raw, dtype=dt)
         if order == "F":
             arr = arr.reshape(shape[::-1]).T
         elif len(shape) != 1:
@@ -444,8 +446,6 @@ _U128 = 1 << 128
 
 def _want(cond: bool, name: str, what: str) -> None:
     if not cond:
-        from ..errors import FormatError
-
         raise FormatError(f"numpy.random.{name} state: {what}")
 
 
@@ -549,9 +549,101 @@ def _enc_ufunc(e: Any, f: np.ufunc) -> Any:
     raise Unsupported(f"ufunc {name} cannot be found by name in numpy or scipy.special", None)
 
 
+# -- masked arrays ------------------------------------------------------------------------
+# scikit-learn's searches keep their parameter columns (cv_results_["param_C"]) as these.
+
+
+def _enc_masked(e: Any, m: np.ma.MaskedArray[Any, Any]) -> Any:
+    entry = e.memo.get(id(m))
+    if entry is not None:
+        return e.ref(entry)
+    e.types.add("numpy.ma.MaskedArray")
+    node: dict[str, Any] = {"$": "ma"}
+    e.remember(m, node)
+    node["data"] = e.enc(np.asarray(m.data))
+    mask = m.mask
+    node["mask"] = False if mask is np.ma.nomask else e.enc(np.asarray(mask))
+    fill = getattr(m, "_fill_value", None)  # None: the default for the dtype, chosen when asked
+    node["fill"] = None if fill is None else e.enc(fill[()] if np.ndim(fill) == 0 else fill)
+    node["hard"] = bool(m.hardmask)
+    return node
+
+
+def _audit_masked(a: Any, node: dict[str, Any]) -> None:
+    a.keys(node, required=("data", "mask", "fill", "hard"), optional=("id",))
+    if type(node["hard"]) is not bool:
+        a.fail("'hard' must be true or false")
+    a.need("numpy.ma.MaskedArray", "node")
+    a.visit(node["data"])
+    if node["mask"] is not False:
+        a.visit(node["mask"])
+    a.visit(node["fill"])
+    a.define_late(node)  # built from its parts: nothing inside can refer to it
+
+
+def _build_masked(b: Any, node: dict[str, Any]) -> Any:
+    data = b.build(node["data"])
+    mask = node["mask"] if node["mask"] is False else b.build(node["mask"])
+    if not isinstance(data, np.ndarray) or type(data) is not np.ndarray:
+        raise FormatError(f"{b.source}: a masked array's data must be an array")
+    if mask is not False and not (
+        type(mask) is np.ndarray and mask.dtype == np.bool_ and mask.shape == data.shape
+    ):
+        raise FormatError(f"{b.source}: a masked array's mask must be booleans of its data's shape")
+    out = np.ma.MaskedArray(
+        data, mask=np.ma.nomask if mask is False else mask, copy=False, hard_mask=node["hard"]
+    )
+    fill = b.build(node["fill"])
+    if fill is not None:
+        try:
+            out.fill_value = fill
+        except (TypeError, ValueError) as exc:
+            raise FormatError(
+                f"{b.source}: a masked array's fill value does not fit: {exc}"
+            ) from None
+    if "id" in node:
+        b.register(node, out)
+    return out
+
+
+# -- numpy.matrix: a 2-D array view; scipy.sparse reductions return it ----------------------
+
+
+def _enc_matrix(e: Any, m: np.matrix[Any, Any]) -> Any:
+    entry = e.memo.get(id(m))
+    if entry is not None:
+        return e.ref(entry)
+    e.types.add("numpy.matrix")
+    node: dict[str, Any] = {"$": "npmatrix"}
+    e.remember(m, node)
+    node["v"] = e.enc(m.view(np.ndarray))
+    return node
+
+
+def _audit_matrix(a: Any, node: dict[str, Any]) -> None:
+    a.keys(node, required=("v",), optional=("id",))
+    a.need("numpy.matrix", "node")
+    a.visit(node["v"])
+    a.define_late(node)
+
+
+def _build_matrix(b: Any, node: dict[str, Any]) -> Any:
+    arr = b.build(node["v"])
+    if type(arr) is not np.ndarray or arr.ndim != 2 or arr.dtype.hasobject:
+        raise FormatError(f"{b.source}: a numpy.matrix must hold a 2-D array without objects")
+    out = arr.view(np.matrix)
+    if "id" in node:
+        b.register(node, out)
+    return out
+
+
 def encoder_for(t: type) -> Any:
     if t is np.ndarray or t is np.memmap:
         return _enc_array
+    if t is np.ma.MaskedArray:
+        return _enc_masked
+    if t is np.matrix:
+        return _enc_matrix
     if issubclass(t, np.generic):
         return _enc_scalar
     if issubclass(t, np.dtype):
@@ -572,4 +664,6 @@ TAGS = {
     "randomstate": Tag(_audit_rng, _build_rng),
     "generator": Tag(_audit_rng, _build_rng),
     "bitgen": Tag(_audit_rng, _build_rng),
+    "ma": Tag(_audit_masked, _build_masked),
+    "npmatrix": Tag(_audit_matrix, _build_matrix),
 }

@@ -19,6 +19,7 @@ from ..errors import (
 )
 from .demo import demo_command
 from .inspect_cmd import inspect_command
+from .trusted_cmd import trusted_command
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
@@ -100,3 +101,4 @@ def main() -> None:
 
 main.add_command(inspect_command)
 main.add_command(demo_command)
+main.add_command(trusted_command)

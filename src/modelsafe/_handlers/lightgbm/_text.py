@@ -1,0 +1,554 @@
+"""Everything a LightGBM model text must satisfy before LightGBM parses it.
+
+LightGBM's loader (``GBDT::LoadModelFromString``, ``Tree::Tree(const char*)``)
+jumps to tree offsets taken from the file, reads ``key=value`` lines by
+scanning for ``=`` without an end, sizes arrays from counts in the file and
+indexes features, nodes, leaves and category bitsets with numbers from it. So
+the text must match, line for line, the grammar ``Booster.model_to_string()``
+writes (docs/handlers/boosting.md), and every tree the invariants prediction
+relies on; anything else is refused with a ``ValueError`` that names the tree,
+the line, the position and the broken rule.
+
+The trees, nearly all of a model, are matched one block per regular-expression
+match; their integer lines are parsed by numpy in one call per field, and the
+invariants are checked on all trees' nodes at once, so a 500-tree model takes a
+few milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import repeat
+from typing import Any, NoReturn
+
+import numpy as np
+
+MAX_FEATURES = 1 << 28  # prediction allocates a vector of this many doubles per row
+MAX_CLASSES = 1 << 24
+_INT32 = 2**31 - 1
+# decision_type: bit 0 categorical, bit 1 default left, bits 2-3 missing type (0, 1, 2).
+_CATEGORICAL = 1
+_NUMBER = r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+_OBJECTIVE = re.compile(
+    r"(?P<plain>regression|regression_l1|huber|fair|poisson|quantile|mape|gamma|tweedie"
+    r"|cross_entropy|cross_entropy_lambda|lambdarank|rank_xendcg)(?: sqrt)?"
+    rf"|binary sigmoid:(?P<sigmoid>{_NUMBER})"
+    r"|multiclass num_class:(?P<softmax>[0-9]{1,8})"
+    rf"|multiclassova num_class:(?P<ova>[0-9]{{1,8}}) sigmoid:(?P<ova_sigmoid>{_NUMBER})"
+)
+_NAME = re.compile(r"[^ ]+")  # control characters are refused for the whole text
+_BOUND = rf"(?:{_NUMBER}|-?inf|nan)"
+_INFO = re.compile(rf"none|\[{_BOUND}:{_BOUND}\]|-?[0-9]+(?::-?[0-9]+)*")
+_PARAM = re.compile(r"\[[a-z][a-z0-9_]*: [^\"\\]*\]")
+_IMPORTANCE = re.compile(r"[^ ]+=[0-9]+")
+_DECIMAL = re.compile(r"-?[0-9]{1,10}")
+_INTS = r"[-0-9 ]*"
+_FLOATS = r"[^\n]*"
+_TREE = re.compile(
+    r"Tree=([0-9]{1,10})\n"
+    r"num_leaves=([0-9]{1,10})\n"
+    r"num_cat=([0-9]{1,10})\n"
+    rf"split_feature=({_INTS})\n"
+    rf"split_gain=({_FLOATS})\n"
+    rf"threshold=({_FLOATS})\n"
+    rf"decision_type=({_INTS})\n"
+    rf"left_child=({_INTS})\n"
+    rf"right_child=({_INTS})\n"
+    rf"leaf_value=({_FLOATS})\n"
+    rf"leaf_weight=({_FLOATS})\n"
+    rf"leaf_count=({_INTS})\n"
+    rf"internal_value=({_FLOATS})\n"
+    rf"internal_weight=({_FLOATS})\n"
+    rf"internal_count=({_INTS})\n"
+    rf"(?:cat_boundaries=({_INTS})\ncat_threshold=({_INTS})\n)?"
+    r"is_linear=([01])\n"
+    rf"(?:leaf_const=({_FLOATS})\nnum_features=({_INTS})\n"
+    rf"leaf_features=({_INTS})\nleaf_coeff=({_FLOATS})\n)?"
+    rf"shrinkage=({_FLOATS})\n\n\n"
+)
+# The groups of _TREE, in order.
+_FIELDS = (
+    "index",
+    "num_leaves",
+    "num_cat",
+    "split_feature",
+    "split_gain",
+    "threshold",
+    "decision_type",
+    "left_child",
+    "right_child",
+    "leaf_value",
+    "leaf_weight",
+    "leaf_count",
+    "internal_value",
+    "internal_weight",
+    "internal_count",
+    "cat_boundaries",
+    "cat_threshold",
+    "is_linear",
+    "leaf_const",
+    "num_features",
+    "leaf_features",
+    "leaf_coeff",
+    "shrinkage",
+)
+# Lines with one value per internal node (num_leaves - 1) and per leaf (num_leaves).
+_PER_SPLIT = (
+    "split_feature",
+    "split_gain",
+    "threshold",
+    "decision_type",
+    "left_child",
+    "right_child",
+    "internal_value",
+    "internal_weight",
+    "internal_count",
+)
+_PER_LEAF = ("leaf_value", "leaf_weight", "leaf_count")
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the rest of the handler needs to know about a checked model."""
+
+    num_class: int
+    num_features: int
+    n_trees: int
+    n_iterations: int
+    pandas_categorical: Any
+
+
+def _fail(message: str) -> NoReturn:
+    raise ValueError(message)
+
+
+def check(text: str, raw: bytes | bytearray | memoryview) -> Summary:
+    """Check ``text``, the model as ``model_to_string()`` writes it (``raw``: its UTF-8)."""
+    u8 = np.frombuffer(raw, dtype=np.uint8)
+    control = ((u8 < 0x20) & (u8 != 0x0A)) | (u8 == 0x7F)
+    if control.any():
+        at = int(np.flatnonzero(control)[0])
+        _fail(f"byte {at} is a control character ({u8[at]:#04x}); only newlines may appear")
+    return _Model(text).summary
+
+
+def _ints(text: str, where: str, single: bool = True) -> np.ndarray[Any, Any]:
+    """Integers separated by single spaces (LightGBM's own writing; ``single=False``: by
+    any spaces) as int64. The text holds only digits, '-' and spaces (the grammar or the
+    caller sees to it), whose values LightGBM's ``Atoi`` reads the same way."""
+    if single and ("  " in text or text[:1] == " " or text[-1:] == " "):
+        _fail(f"{where}: values must be separated by single spaces")
+    if not single:
+        text = text.strip(" ")  # numpy reads a lone separator as one value
+    if "- " in text or "--" in text or text[-1:] == "-":
+        _fail(f"{where}: a '-' without digits is not an integer")
+    try:
+        values = np.fromstring(text, dtype=np.int64, sep=" ")
+    except ValueError:
+        _fail(f"{where}: not a list of integers")
+    if single and len(values) != _count(text):
+        _fail(f"{where}: not a list of integers")
+    return values
+
+
+def _int(text: str, where: str, low: int, high: int) -> int:
+    if not _DECIMAL.fullmatch(text):
+        _fail(f"{where} = {text!r} is not an integer")
+    value = int(text)
+    if not low <= value <= high:
+        _fail(f"{where} = {value} is outside [{low}, {high}]")
+    return value
+
+
+def _count(line: str) -> int:
+    return line.count(" ") + 1 if line else 0
+
+
+class _Model:
+    def __init__(self, text: str) -> None:
+        first = text.find("\nTree=") + 1
+        if first == 0:
+            _fail("the model has no trees")
+        sizes = self._header(text[:first])
+        end = first + int(sizes.sum())
+        if not text.startswith("end of trees\n", end):
+            _fail("the trees are not followed by 'end of trees' where tree_sizes says they end")
+        region = text[first:end]
+        if not region.isascii():
+            _fail("the trees hold a non-ASCII character")
+        trees = _Trees(region, sizes, self.max_feature_idx)
+        n_trees = len(sizes)
+        if n_trees % self.num_class:
+            _fail(f"{n_trees} trees are not whole iterations of {self.num_class} trees")
+        pandas = self._tail(text[end + len("end of trees\n") :])
+        trees.check()
+        self.summary = Summary(
+            self.num_class, self.max_feature_idx + 1, n_trees, n_trees // self.num_class, pandas
+        )
+
+    # -- header ------------------------------------------------------------------------------
+    def _header(self, head: str) -> np.ndarray[Any, Any]:
+        lines = head.split("\n")
+        if lines[-2:] != ["", ""]:
+            _fail("the header must end with an empty line before the first tree")
+        lines = lines[:-2]
+        expected = [
+            ("tree", True),
+            ("version", True),
+            ("num_class", True),
+            ("num_tree_per_iteration", True),
+            ("label_index", True),
+            ("max_feature_idx", True),
+            ("objective", False),
+            ("average_output", False),
+            ("feature_names", True),
+            ("monotone_constraints", False),
+            ("feature_infos", True),
+            ("tree_sizes", True),
+        ]
+        names = [key for key, _ in expected]
+        values: dict[str, str] = {}
+        k = 0
+        for number, line in enumerate(lines, 1):
+            key, eq, value = line.partition("=")
+            if key not in names[k:]:
+                _fail(f"header line {number}: unknown or repeated line {line[:40]!r}")
+            found = names.index(key, k)
+            skipped = [name for name, required in expected[k:found] if required]
+            if skipped:
+                _fail(f"header line {number}: {skipped[0]!r} must come before {line[:40]!r}")
+            if bool(eq) == (key in ("tree", "average_output")):
+                _fail(f"header line {number}: malformed {line[:40]!r}")
+            values[key] = value
+            k = found + 1
+        missing = [key for key, required in expected[k:] if required]
+        if missing:
+            _fail(f"the header lacks {missing}")
+        if values["version"] not in ("v3", "v4"):
+            _fail(f"model version {values['version']!r} is not one this reader knows (v3, v4)")
+        self.num_class = _int(values["num_class"], "num_class", 1, MAX_CLASSES)
+        per_iteration = _int(
+            values["num_tree_per_iteration"], "num_tree_per_iteration", 1, MAX_CLASSES
+        )
+        if per_iteration != self.num_class:
+            _fail(
+                f"num_tree_per_iteration = {per_iteration} differs from num_class = "
+                f"{self.num_class}, whose outputs prediction allocates"
+            )
+        _int(values["label_index"], "label_index", 0, _INT32)
+        self.max_feature_idx = _int(
+            values["max_feature_idx"], "max_feature_idx", 0, MAX_FEATURES - 1
+        )
+        n_features = self.max_feature_idx + 1
+        self._objective(values.get("objective"))
+        names = values["feature_names"].split(" ")
+        if len(names) != n_features or not all(map(_NAME.fullmatch, names)):
+            _fail(f"feature_names must be {n_features} names separated by single spaces")
+        infos = values["feature_infos"].split(" ")
+        if len(infos) != n_features or not all(map(_INFO.fullmatch, infos)):
+            _fail(f"feature_infos must be {n_features} ranges or category lists")
+        if "monotone_constraints" in values:
+            mono = _ints(values["monotone_constraints"], "monotone_constraints")
+            if len(mono) != n_features or not np.isin(mono, (-1, 0, 1)).all():
+                _fail(f"monotone_constraints must be {n_features} values among -1, 0 and 1")
+        sizes = _ints(values["tree_sizes"], "tree_sizes")
+        if len(sizes) == 0 or (sizes < 1).any():
+            _fail("tree_sizes must list the size of every tree")
+        return sizes
+
+    def _objective(self, text: str | None) -> None:
+        if text is None:  # a custom objective: LightGBM outputs the raw scores
+            return
+        match = _OBJECTIVE.fullmatch(text)
+        if match is None:
+            _fail(f"objective {text[:40]!r} is not one LightGBM writes")
+        classes = match["softmax"] or match["ova"]
+        if classes is not None:
+            if int(classes) != self.num_class or self.num_class < 2:
+                _fail(f"objective {text!r} does not match num_class = {self.num_class}")
+        elif self.num_class != 1:
+            _fail(f"objective {text!r} has one output, but num_class = {self.num_class}")
+        sigmoid = match["sigmoid"] or match["ova_sigmoid"]
+        if sigmoid is not None and not float(sigmoid) > 0:
+            _fail(f"objective {text!r}: sigmoid must be positive")
+
+    # -- after the trees ---------------------------------------------------------------------
+    def _tail(self, tail: str) -> Any:
+        lines = tail.split("\n")
+        if len(lines) < 5 or lines[:2] != ["", "feature_importances:"] or lines[-1] != "":
+            _fail("the trees must be followed by the feature importances")
+        i = 2
+        while i < len(lines) and lines[i] and _IMPORTANCE.fullmatch(lines[i]):
+            i += 1
+        if lines[i : i + 2] == ["", "parameters:"]:
+            i += 2
+            while i < len(lines) and _PARAM.fullmatch(lines[i]):
+                i += 1
+            if lines[i : i + 2] != ["", "end of parameters"]:
+                _fail(f"parameters line {lines[i][:40]!r} is not '[name: value]'")
+            i += 2
+        last = lines[i + 1] if i + 1 < len(lines) else ""
+        if lines[i:] != ["", last, ""] or not last.startswith("pandas_categorical:"):
+            _fail(f"unknown or misplaced line {lines[i][:40]!r} after the trees")
+        return _pandas_categorical(last[len("pandas_categorical:") :])
+
+
+def _no_constant(name: str) -> NoReturn:
+    _fail(f"pandas_categorical holds {name}")
+
+
+def _pandas_categorical(text: str) -> Any:
+    """The category lists LightGBM's Python package applies to DataFrames (JSON)."""
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        _fail(f"pandas_categorical is not JSON: {exc}")
+    except RecursionError:
+        _fail("pandas_categorical nests too deeply")
+    if value is None:
+        return None
+    scalars = {str, int, float, bool}
+    if type(value) is not list or not all(
+        type(c) is list and set(map(type, c)) <= scalars for c in value
+    ):
+        _fail("pandas_categorical must be null or a list of category lists")
+    return value
+
+
+class _Trees:
+    """Every tree block, matched against the grammar, then checked on all nodes at once."""
+
+    def __init__(self, region: str, sizes: np.ndarray[Any, Any], max_feature_idx: int) -> None:
+        self.max_feature_idx = max_feature_idx
+        rows = []
+        pos = 0
+        for t, size in enumerate(sizes.tolist()):
+            match = _TREE.match(region, pos)
+            if match is None or match.end() != pos + size:
+                line = region[pos : region.find("\n", pos)][:40]
+                _fail(
+                    f"tree {t} (from {line!r}) does not have the lines of a LightGBM tree "
+                    f"in the {size} characters tree_sizes gives it"
+                )
+            rows.append(match.groups())
+            pos += size
+        self.col = dict(zip(_FIELDS, zip(*rows, strict=True), strict=True))
+        self.n = len(rows)
+
+    def ints(self, field: str) -> np.ndarray[Any, Any]:
+        """All trees' integers of one line, concatenated."""
+        lines = [line for line in self.col[field] if line]
+        return _ints(" ".join(lines), field)
+
+    def counts(self, fields: tuple[str, ...]) -> np.ndarray[Any, Any]:
+        """Values per line of each field (rows) in each tree (columns), in one C-level pass."""
+        lines = [line for field in fields for line in self.col[field]]
+        total = len(lines)
+        spaces = np.fromiter(map(str.count, lines, repeat(" ")), dtype=np.int64, count=total)
+        filled = np.fromiter(map(bool, lines), dtype=np.int64, count=total)
+        return (spaces + filled).reshape(len(fields), self.n)
+
+    def _first(self, bad: np.ndarray[Any, Any], message: Callable[[int], str]) -> None:
+        hits = np.flatnonzero(bad)
+        if hits.size:
+            _fail(message(int(hits[0])))
+
+    def check(self) -> None:
+        n = self.n
+        index = np.array(self.col["index"], dtype=np.int64)
+        self._first(index != np.arange(n), lambda t: f"tree {t} is headed 'Tree={index[t]}'")
+        leaves = np.array(self.col["num_leaves"], dtype=np.int64)
+        self._first(leaves < 1, lambda t: f"tree {t}: num_leaves = 0, a tree has a leaf")
+        for field, have in zip(_PER_SPLIT, self.counts(_PER_SPLIT), strict=True):
+            self._length(field, have, leaves - 1, have != leaves - 1, "num_leaves - 1")
+        for field, have in zip(_PER_LEAF, self.counts(_PER_LEAF), strict=True):
+            # A single-leaf tree may omit its leaf statistics; LightGBM does not read them.
+            ok = (have == leaves) | ((leaves == 1) & (have == 0) & (field != "leaf_value"))
+            self._length(field, have, leaves, ~ok, "num_leaves")
+        self.leaves = leaves
+        self.splits = leaves - 1
+        self.leaf_first = np.cumsum(leaves) - leaves
+        self.leaf_tree = np.repeat(np.arange(n), leaves)
+        self.tree_of = np.repeat(np.arange(n), self.splits)
+        self.local = np.arange(int(self.splits.sum())) - np.repeat(
+            np.cumsum(self.splits) - self.splits, self.splits
+        )
+        self._nodes()
+        self._categorical()
+        self._linear()
+
+    def _length(
+        self,
+        field: str,
+        have: np.ndarray[Any, Any],
+        want: np.ndarray[Any, Any],
+        bad: np.ndarray[Any, Any],
+        what: str,
+    ) -> None:
+        hits = np.flatnonzero(bad)
+        if hits.size:
+            t = int(hits[0])
+            _fail(f"tree {t}: {field} has {have[t]} values for {what} = {want[t]}")
+
+    def fail_at(self, bad: np.ndarray[Any, Any], message: Callable[[int, int], str]) -> None:
+        hits = np.flatnonzero(bad)
+        if hits.size:
+            i = int(hits[0])
+            _fail(f"tree {self.tree_of[i]}: {message(int(self.local[i]), i)}")
+
+    def _nodes(self) -> None:
+        feature, dtype = self.ints("split_feature"), self.ints("decision_type")
+        left, right = self.ints("left_child"), self.ints("right_child")
+        local, splits = self.local, self.splits[self.tree_of]
+        leaves = self.leaves[self.tree_of]
+        top = self.max_feature_idx
+        self.fail_at(
+            (feature < 0) | (feature > top),
+            lambda j, i: (
+                f"split_feature[{j}] = {feature[i]} is outside [0, {top}] (max_feature_idx)"
+            ),
+        )
+        self.fail_at(
+            (dtype < 0) | (dtype > 15) | ((dtype >> 2) & 3 == 3),
+            lambda j, i: f"decision_type[{j}] = {dtype[i]} is not a LightGBM decision type",
+        )
+        self._children("left_child", left, local, splits, leaves)
+        self._children("right_child", right, local, splits, leaves)
+        # Every internal node but the root, and every leaf, has exactly one parent.
+        inner_base = np.repeat(np.cumsum(self.splits) - self.splits, self.splits)
+        leaf_base = np.repeat(np.cumsum(self.leaves) - self.leaves, self.splits)
+        children = np.concatenate((left, right))
+        base = np.concatenate((inner_base, inner_base))
+        leaf_base = np.concatenate((leaf_base, leaf_base))
+        is_inner = children >= 0
+        inner_refs = np.bincount((children + base)[is_inner], minlength=len(local))
+        leaf_refs = np.bincount(
+            (~children + leaf_base)[~is_inner], minlength=int(self.leaves.sum())
+        )
+        self.fail_at(
+            inner_refs > 1,
+            lambda j, i: (
+                f"internal node {j} is the child of {inner_refs[i]} nodes; a node has one parent"
+            ),
+        )
+        self._leaf_parents(leaf_refs > 1, leaf_refs, "a leaf has one parent")
+        self.fail_at(
+            inner_refs < (local > 0),
+            lambda j, i: (
+                f"internal node {j} is the child of no node: each node but the root has a parent"
+            ),
+        )
+        self._leaf_parents(
+            (leaf_refs == 0) & (self.leaves > 1)[self.leaf_tree],
+            leaf_refs,
+            "each leaf of a tree with splits has a parent",
+        )
+        self.decision = dtype
+
+    def _children(
+        self,
+        name: str,
+        child: np.ndarray[Any, Any],
+        local: np.ndarray[Any, Any],
+        splits: np.ndarray[Any, Any],
+        leaves: np.ndarray[Any, Any],
+    ) -> None:
+        """An internal child comes after its parent (no cycles); a leaf ~k has k < num_leaves."""
+        bad = np.where(child >= 0, (child <= local) | (child >= splits), child < -leaves)
+        self.fail_at(
+            bad,
+            lambda j, i: (
+                f"{name}[{j}] = {child[i]} is outside: an internal child is in ({j}, "
+                f"{splits[i]}) (after its parent: no cycles), a leaf ~k has k < {leaves[i]}"
+            ),
+        )
+
+    def _leaf_parents(
+        self, bad: np.ndarray[Any, Any], refs: np.ndarray[Any, Any], rule: str
+    ) -> None:
+        hits = np.flatnonzero(bad)
+        if hits.size:
+            k = int(hits[0])
+            t = int(self.leaf_tree[k])
+            leaf = k - int(self.leaf_first[t])
+            _fail(f"tree {t}: leaf {leaf} is the child of {refs[k]} nodes; {rule}")
+
+    def _categorical(self) -> None:
+        num_cat = np.array(self.col["num_cat"], dtype=np.int64)
+        present = np.array([line is not None for line in self.col["cat_boundaries"]])
+        self._first(
+            present != (num_cat > 0),
+            lambda t: (
+                f"tree {t}: num_cat = {num_cat[t]} but cat_boundaries is "
+                + ("present" if present[t] else "missing")
+            ),
+        )
+        is_cat = (self.decision & _CATEGORICAL) == _CATEGORICAL
+        per_tree = np.bincount(self.tree_of[is_cat], minlength=self.n)
+        self._first(
+            per_tree != num_cat,
+            lambda t: f"tree {t}: {per_tree[t]} splits are categorical but num_cat = {num_cat[t]}",
+        )
+        first = np.cumsum(self.splits) - self.splits
+        for t in np.flatnonzero(num_cat).tolist():
+            at = int(first[t])
+            self._categorical_tree(t, int(num_cat[t]), is_cat[at : at + int(self.splits[t])])
+
+    def _categorical_tree(self, t: int, num_cat: int, is_cat: np.ndarray[Any, Any]) -> None:
+        where = f"tree {t}"
+        bounds = _ints(self.col["cat_boundaries"][t], f"{where}: cat_boundaries")
+        bits = _ints(self.col["cat_threshold"][t], f"{where}: cat_threshold")
+        if len(bounds) != num_cat + 1 or bounds[0] != 0 or bounds[-1] != len(bits):
+            _fail(
+                f"{where}: cat_boundaries must be num_cat + 1 = {num_cat + 1} offsets from 0 "
+                f"to the {len(bits)} cat_threshold words"
+            )
+        if (np.diff(bounds) < 0).any():
+            _fail(f"{where}: cat_boundaries must not decrease")
+        if ((bits < 0) | (bits > 0xFFFFFFFF)).any():
+            _fail(f"{where}: cat_threshold holds a value outside 32 bits")
+        tokens = (self.col["threshold"][t] or "").split(" ")
+        used = []
+        for j in np.flatnonzero(is_cat).tolist():
+            token = tokens[j]
+            if not token.isascii() or not token.isdigit() or int(token) >= num_cat:
+                _fail(
+                    f"{where}: threshold[{j}] = {token[:20]!r} of a categorical split must be "
+                    f"a category set index in [0, {num_cat})"
+                )
+            used.append(int(token))
+        if sorted(used) != list(range(num_cat)):
+            _fail(f"{where}: each of the {num_cat} category sets belongs to exactly one split")
+
+    def _linear(self) -> None:
+        linear = np.array([flag == "1" for flag in self.col["is_linear"]])
+        present = np.array([line is not None for line in self.col["leaf_const"]])
+        self._first(
+            present != linear,
+            lambda t: (
+                f"tree {t}: is_linear = {int(linear[t])} but the linear model lines are "
+                + ("present" if present[t] else "missing")
+            ),
+        )
+        top = self.max_feature_idx
+        for t in np.flatnonzero(linear).tolist():
+            where = f"tree {t}"
+            leaves = int(self.leaves[t])
+            if _count(self.col["leaf_const"][t]) != leaves:
+                _fail(f"{where}: leaf_const must have num_leaves = {leaves} values")
+            per_leaf = _ints(self.col["num_features"][t], f"{where}: num_features")
+            features = _ints(self.col["leaf_features"][t], f"{where}: leaf_features", False)
+            coeffs = self.col["leaf_coeff"][t].split()
+            if len(per_leaf) != leaves or (per_leaf < 0).any():
+                _fail(f"{where}: num_features must be {leaves} counts")
+            total = int(per_leaf.sum())
+            if len(features) != total or len(coeffs) != total:
+                _fail(
+                    f"{where}: num_features add up to {total}, but leaf_features has "
+                    f"{len(features)} and leaf_coeff {len(coeffs)} values"
+                )
+            if ((features < 0) | (features > top)).any():
+                _fail(f"{where}: leaf_features holds a feature outside [0, {top}]")

@@ -1,0 +1,90 @@
+"""scikit-learn: validators for the compiled internals fitted estimators hold.
+
+Fitted estimators travel through the generic reduce path (``obj``/``call``
+nodes); no node kind of their own is needed. What they need is validation:
+several internals are Cython objects whose ``__setstate__`` stores arrays that
+compiled loops later index without bounds checks (decision ``Tree`` nodes,
+histogram-GBM ``TreePredictor`` nodes, KD/ball tree index arrays, distance
+metric parameters). Trusting them by default (``_trustlists/sklearn_internals.txt``)
+is safe only because every one is checked here before it is constructed or
+given its state; ``docs/handlers/sklearn.md`` lists the invariants, and argues
+for the compiled types that need none.
+
+Nothing here imports scikit-learn when the module is imported: the audit may
+import this module, and a file must not make scikit-learn load before it has
+passed. The checks import it when they run, at construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .. import Tag, Validator
+from . import _estimators, _hgb, _losses, _neighbors, _tree
+
+_HGB = "sklearn.ensemble._hist_gradient_boosting"
+_METRICS = "sklearn.metrics._dist_metrics"
+# Every concrete metric class, in its float64 and float32 variants.
+METRIC_CLASSES = tuple(
+    f"{name}{bits}"
+    for name in (
+        "EuclideanDistance", "SEuclideanDistance", "ManhattanDistance", "ChebyshevDistance",
+        "MinkowskiDistance", "MahalanobisDistance", "HammingDistance", "CanberraDistance",
+        "BrayCurtisDistance", "JaccardDistance", "MatchingDistance", "DiceDistance",
+        "KulsinskiDistance", "RogersTanimotoDistance", "RussellRaoDistance",
+        "SokalMichenerDistance", "SokalSneathDistance", "HaversineDistance", "PyFuncDistance",
+    )
+    for bits in ("64", "32")
+)  # fmt: skip
+
+
+def encoder_for(t: type) -> Callable[[Any, Any], Any] | None:
+    """scikit-learn objects all take the generic reduce path."""
+    return None
+
+
+TAGS: dict[str, Tag] = {}
+
+
+def _validators() -> dict[str, Validator]:
+    out: dict[str, Validator] = {
+        "sklearn.tree._tree.Tree": Validator(args=_tree.tree_args, state=_tree.tree_state),
+        f"{_HGB}.predictor.TreePredictor": Validator(state=_hgb.predictor_state),
+        f"{_HGB}.binning._BinMapper": Validator(state=_hgb.bin_mapper_state),
+        f"{_HGB}.gradient_boosting.HistGradientBoostingClassifier": Validator(state=_hgb.hgb_state),
+        f"{_HGB}.gradient_boosting.HistGradientBoostingRegressor": Validator(state=_hgb.hgb_state),
+        "sklearn.neighbors._kd_tree.newObj": Validator(
+            args=_neighbors.new_tree_args, state=_neighbors.new_state
+        ),
+        "sklearn.neighbors._ball_tree.newObj": Validator(
+            args=_neighbors.new_tree_args, state=_neighbors.new_state
+        ),
+        f"{_METRICS}.newObj": Validator(
+            args=_neighbors.new_metric_args, state=_neighbors.new_state
+        ),
+        _estimators.ISOLATION_FOREST: Validator(state=_estimators.isolation_forest_state),
+    }
+    # The classes themselves, for a file that makes them with ``obj`` (``__new__``), which
+    # a caller can allow by trusting the name.
+    for name in _neighbors.KD_TREES:
+        out[f"sklearn.neighbors._kd_tree.{name}"] = Validator(state=_neighbors.tree_state)
+    for name in _neighbors.BALL_TREES:
+        out[f"sklearn.neighbors._ball_tree.{name}"] = Validator(state=_neighbors.tree_state)
+    for name in METRIC_CLASSES:
+        out[f"{_METRICS}.{name}"] = Validator(state=_neighbors.metric_state)
+    for name in _estimators.TREE_ESTIMATORS:
+        out[name] = Validator(state=_estimators.tree_estimator_state)
+    for name in _estimators.FORESTS:
+        out[name] = Validator(state=_estimators.forest_state)
+    for name in _estimators.GRADIENT_BOOSTING:
+        out[name] = Validator(state=_estimators.gradient_boosting_state)
+    for name in _estimators.KMEANS:
+        out[name] = Validator(state=_estimators.kmeans_state)
+    for name in _estimators.NEIGHBORS:
+        out[name] = Validator(state=_estimators.neighbors_state)
+    out.update(_losses.validators())
+    return out
+
+
+VALIDATORS: dict[str, Validator] = _validators()

@@ -1,0 +1,190 @@
+"""Building blocks of the scikit-learn validators: typed values, arrays, binary trees.
+
+Every function raises ``ValueError`` or ``TypeError`` whose message names the
+broken invariant (``children_left[5] = 900 is outside [6, 31)``); the loader
+adds the class. Checks on arrays are vectorised: a forest holds millions of
+nodes, and validation must cost a fraction of the load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+Array = np.ndarray[Any, Any]
+
+
+def integer(name: str, x: Any, lo: int | None = None, hi: int | None = None) -> int:
+    """``x`` as a Python int in ``[lo, hi]`` (numpy integers accepted, bools not)."""
+    if isinstance(x, bool | np.bool_) or not isinstance(x, int | np.integer):
+        raise TypeError(f"{name} must be an integer, not {type(x).__name__}")
+    value = int(x)
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        low = "-inf" if lo is None else lo
+        high = "inf" if hi is None else hi
+        raise ValueError(f"{name} = {value} is outside [{low}, {high}]")
+    return value
+
+
+def real(name: str, x: Any) -> float:
+    """``x`` as a float (Python or numpy int/float, not bool)."""
+    if isinstance(x, bool | np.bool_) or not isinstance(x, int | float | np.integer | np.floating):
+        raise TypeError(f"{name} must be a number, not {type(x).__name__}")
+    return float(x)
+
+
+def keys(name: str, d: Any, required: Iterable[str], optional: Iterable[str] = ()) -> None:
+    """``d`` is a dict with exactly the ``required`` keys and perhaps some ``optional`` ones."""
+    if type(d) is not dict:
+        raise TypeError(f"{name} must be a dict, not {type(d).__name__}")
+    req = set(required)
+    missing = sorted(req - d.keys())
+    if missing:
+        raise ValueError(f"{name} lacks {missing}")
+    extra = sorted(map(str, d.keys() - req - set(optional)))
+    if extra:
+        raise ValueError(f"{name} has unexpected key(s) {extra}")
+
+
+def array(
+    name: str,
+    x: Any,
+    *,
+    kind: str,
+    ndim: int,
+    itemsizes: Iterable[int] = (),
+    contiguous: bool = False,
+) -> Array:
+    """``x`` is an ndarray of one of the dtype kinds in ``kind`` (``"iu"``, ``"f"``, ...)
+    and ``ndim`` dimensions; ``itemsizes`` restricts the item size when given."""
+    if type(x) is not np.ndarray:
+        raise TypeError(f"{name} must be a numpy array, not {type(x).__name__}")
+    sizes = tuple(itemsizes)
+    if (
+        x.dtype.kind not in kind
+        or x.dtype.fields is not None
+        or (sizes and x.itemsize not in sizes)
+    ):
+        raise TypeError(f"{name} has dtype {x.dtype}, which is not allowed here")
+    if x.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), has shape {x.shape}")
+    if contiguous and not x.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    return x
+
+
+def records(name: str, x: Any, fields: Mapping[str, tuple[str, tuple[int, ...]]]) -> Array:
+    """``x`` is a 1-D structured array with exactly ``fields`` in this order.
+
+    ``fields`` maps a name to (dtype kind, allowed item sizes). Byte order is free
+    and so are offsets (scikit-learn converts both), which makes files written on
+    other platforms load; the values are then checked through the field views.
+    """
+    if type(x) is not np.ndarray:
+        raise TypeError(f"{name} must be a numpy array, not {type(x).__name__}")
+    if x.ndim != 1:
+        raise ValueError(f"{name} must have 1 dimension, has shape {x.shape}")
+    dt = x.dtype
+    if dt.names is None or list(dt.names) != list(fields):
+        raise TypeError(f"{name} must have the fields {list(fields)}, has dtype {dt}")
+    for field, (kinds, sizes) in fields.items():
+        f = dt.fields[field][0]
+        if f.kind not in kinds or f.itemsize not in sizes or f.subdtype is not None:
+            raise TypeError(f"{name} field {field!r} has dtype {f}, which is not allowed")
+    return x
+
+
+def first(mask: Array) -> int:
+    """Index of the first True in ``mask``."""
+    return int(np.flatnonzero(mask)[0])
+
+
+def in_range(name: str, values: Array, lo: int, hi: int, where: Array | None = None) -> None:
+    """Every value lies in ``[lo, hi)``; ``where`` gives the node index of each value."""
+    bad = (values < lo) | (values >= hi)
+    if np.count_nonzero(bad):
+        i = first(bad)
+        at = i if where is None else int(where[i])
+        raise ValueError(f"{name}[{at}] = {int(values[i])} is outside [{lo}, {hi})")
+
+
+def flags(name: str, values: Array) -> None:
+    """A 0/1 field (a C ``bint``/``uint8``/``intp`` flag)."""
+    bad = values > 1 if values.dtype.kind == "u" else (values != 0) & (values != 1)
+    if np.count_nonzero(bad):
+        i = first(bad)
+        raise ValueError(f"{name}[{i}] = {int(values[i])} is not 0 or 1")
+
+
+def binary_tree(names: tuple[str, str], left: Array, right: Array, leaf: Array) -> Array:
+    """Check that ``left``/``right`` make a binary tree rooted at node 0; return the parents.
+
+    ``left`` and ``right`` are intp arrays holding -1 at the leaves (``leaf``) and both
+    children elsewhere. Compiled traversals follow child indices without bounds checks,
+    loop until they reach a leaf and size their stacks by the node count. So: every
+    child lies in the array and has a larger index than its parent (every path ends at
+    a leaf, after at most ``n`` steps), and every node but the root is the child of
+    exactly one node (a stack of ``n`` entries suffices). Returns the parent of each
+    node, 0 for the root.
+
+    Arrays of a few hundred nodes are the common case (a forest holds thousands of
+    them), where each numpy call costs more than its work: hence few, mask-free calls.
+    """
+    n = len(left)
+    index = np.arange(n)
+    out = ((left + 1).view(np.uintp) > n) | ((right + 1).view(np.uintp) > n)
+    parent = np.full(n + 1, -1, dtype=np.intp)
+    if not np.count_nonzero(out):
+        # A leaf's -1 lands in the spare last slot.
+        parent[left] = index
+        parent[right] = index
+        below = parent[1:n].view(np.uintp) >= index[1:].view(np.uintp)
+        if 2 * (n - np.count_nonzero(leaf)) == n - 1 and not np.count_nonzero(below):
+            parent[0] = 0
+            return parent[:n]
+    _explain(names, left, right, leaf)
+    raise ValueError("the nodes do not form a tree")  # _explain always raises first
+
+
+def _explain(names: tuple[str, str], left: Array, right: Array, leaf: Array) -> None:
+    """Raise the first way in which ``binary_tree``'s invariants fail."""
+    n = len(left)
+    nodes = np.flatnonzero(~leaf)
+    lo, ro = left[nodes], right[nodes]
+    for name, child in zip(names, (lo, ro), strict=True):
+        bad = (child <= nodes) | (child >= n)
+        if bad.any():
+            i = first(bad)
+            node, value = int(nodes[i]), int(child[i])
+            if 0 <= value < n:
+                raise ValueError(
+                    f"{name}[{node}] = {value} does not come after node {node} "
+                    f"(a child must have a larger index, so that every path ends at a leaf)"
+                )
+            raise ValueError(f"{name}[{node}] = {value} is outside [{node + 1}, {n})")
+    counts = np.bincount(np.concatenate((lo, ro)), minlength=n)
+    counts[0] = 1
+    if (counts != 1).any():
+        node = first(counts != 1)
+        raise ValueError(
+            f"node {node} is the child of {int(counts[node])} nodes (every node but the "
+            f"root must have exactly one parent)"
+        )
+
+
+def depths(parent: Array) -> Array:
+    """Depth of every node of a tree given by ``parent`` (root 0, its own parent).
+
+    Pointer jumping: each pass doubles the distance an ancestor link spans, so the
+    work is ``n * log2(depth)`` vectorised steps however unbalanced the tree is.
+    The root has depth 0 and is its own ancestor, so no node needs masking.
+    """
+    depth = np.ones(len(parent), dtype=np.intp)
+    depth[0] = 0
+    up = parent
+    while np.count_nonzero(up):
+        depth += depth[up]
+        up = up[up]
+    return depth

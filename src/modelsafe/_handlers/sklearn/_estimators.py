@@ -1,0 +1,218 @@
+"""Estimators that hand their compiled internals input they did not check themselves.
+
+A validated ``Tree`` only splits on features below its ``n_features``; the input
+it walks is checked by the estimator, against the estimator's own
+``n_features_in_``. Forests, gradient boosting and isolation forests check the
+input once and then call every tree with ``check_input=False`` (and gradient
+boosting walks the raw nodes in ``_gradient_boosting.pyx``), and the brute-force
+neighbor search reads ``_fit_X`` with the width of the query. So each of these
+estimators must agree with what it holds, which these validators check on the
+built state, before it is applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._checks import integer
+
+_TREE_MODULE = "sklearn.tree._classes"
+TREE_ESTIMATORS = tuple(
+    f"{_TREE_MODULE}.{n}"
+    for n in (
+        "DecisionTreeClassifier",
+        "DecisionTreeRegressor",
+        "ExtraTreeClassifier",
+        "ExtraTreeRegressor",
+    )
+)
+FORESTS = tuple(
+    f"sklearn.ensemble._forest.{n}"
+    for n in (
+        "RandomForestClassifier",
+        "RandomForestRegressor",
+        "ExtraTreesClassifier",
+        "ExtraTreesRegressor",
+        "RandomTreesEmbedding",
+    )
+)
+ISOLATION_FOREST = "sklearn.ensemble._iforest.IsolationForest"
+GRADIENT_BOOSTING = tuple(
+    f"sklearn.ensemble._gb.{n}" for n in ("GradientBoostingClassifier", "GradientBoostingRegressor")
+)
+KMEANS = ("sklearn.cluster._kmeans.KMeans", "sklearn.cluster._kmeans.MiniBatchKMeans")
+NEIGHBORS = (
+    "sklearn.neighbors._unsupervised.NearestNeighbors",
+    "sklearn.neighbors._classification.KNeighborsClassifier",
+    "sklearn.neighbors._classification.RadiusNeighborsClassifier",
+    "sklearn.neighbors._regression.KNeighborsRegressor",
+    "sklearn.neighbors._regression.RadiusNeighborsRegressor",
+    "sklearn.neighbors._graph.KNeighborsTransformer",
+    "sklearn.neighbors._graph.RadiusNeighborsTransformer",
+    "sklearn.neighbors._lof.LocalOutlierFactor",
+)
+
+
+def _fitted(state: Any, attribute: str) -> bool:
+    return type(state) is dict and attribute in state
+
+
+def _n_features(state: dict[str, Any]) -> int:
+    # Without it, predict would not compare the input's width with anything.
+    if "n_features_in_" not in state:
+        raise ValueError("a fitted estimator needs n_features_in_")
+    return integer("n_features_in_", state["n_features_in_"], 1)
+
+
+def _tree_of(where: str, estimator: Any) -> Any:
+    from sklearn.tree._tree import Tree
+
+    tree = getattr(estimator, "tree_", None)
+    if type(tree) is not Tree:
+        raise TypeError(f"{where} has no fitted tree_")
+    return tree
+
+
+def _same_width(where: str, tree: Any, n_features: int) -> None:
+    if tree.n_features != n_features:
+        raise ValueError(
+            f"{where} splits on {tree.n_features} features but the model takes {n_features}"
+        )
+
+
+def tree_estimator_state(obj: Any, state: Any) -> None:
+    """``tree_`` walks inputs of ``n_features_in_`` columns."""
+    if not _fitted(state, "tree_"):
+        return
+    from sklearn.tree._tree import Tree
+
+    tree = state["tree_"]
+    if type(tree) is not Tree:
+        raise TypeError("tree_ is not a sklearn.tree._tree.Tree")
+    _same_width("tree_", tree, _n_features(state))
+    if "n_outputs_" in state and integer("n_outputs_", state["n_outputs_"]) != tree.n_outputs:
+        raise ValueError(f"n_outputs_ = {state['n_outputs_']} but tree_ has {tree.n_outputs}")
+
+
+def forest_state(obj: Any, state: Any) -> None:
+    """The forest checks the input, then every tree walks it unchecked."""
+    if not _fitted(state, "estimators_"):
+        return
+    n_features = _n_features(state)
+    for i, est in enumerate(_sequence("estimators_", state["estimators_"])):
+        _same_width(f"estimators_[{i}].tree_", _tree_of(f"estimators_[{i}]", est), n_features)
+
+
+def isolation_forest_state(obj: Any, state: Any) -> None:
+    """Each tree walks the columns ``estimators_features_[i]`` of the input, or the whole
+    input when ``_max_features`` equals its width."""
+    if not _fitted(state, "estimators_"):
+        return
+    n_features = _n_features(state)
+    width = integer("_max_features", state.get("_max_features"), 1, n_features)
+    estimators = _sequence("estimators_", state["estimators_"])
+    features = _sequence("estimators_features_", state.get("estimators_features_"))
+    if len(features) != len(estimators):
+        raise ValueError(f"{len(estimators)} estimators_ but {len(features)} estimators_features_")
+    for i, (est, cols) in enumerate(zip(estimators, features, strict=True)):
+        if len(cols) != width:
+            raise ValueError(f"estimators_features_[{i}] has {len(cols)} columns, not {width}")
+        _same_width(f"estimators_[{i}].tree_", _tree_of(f"estimators_[{i}]", est), width)
+
+
+def gradient_boosting_state(obj: Any, state: Any) -> None:
+    """``predict_stages`` adds ``tree k`` of each stage to column ``k`` of the raw
+    predictions, whose width is ``n_trees_per_iteration_``, reading ``value`` with a
+    stride of one."""
+    if not _fitted(state, "estimators_"):
+        return
+    n_features = _n_features(state)
+    k = integer("n_trees_per_iteration_", state.get("n_trees_per_iteration_"), 1)
+    stages = state["estimators_"]
+    if type(stages) is not np.ndarray or stages.dtype != object or stages.ndim != 2:
+        raise TypeError("estimators_ must be a 2-D object array of trees")
+    if stages.shape[1] != k:
+        raise ValueError(
+            f"estimators_ has {stages.shape[1]} trees per stage, n_trees_per_iteration_ = {k}"
+        )
+    for (i, j), est in np.ndenumerate(stages):
+        tree = _tree_of(f"estimators_[{i}, {j}]", est)
+        _same_width(f"estimators_[{i}, {j}].tree_", tree, n_features)
+        if tree.n_outputs != 1 or tree.max_n_classes != 1:
+            raise ValueError(f"estimators_[{i}, {j}].tree_ is not a single-output regression tree")
+    # predict checks the input's width with estimators_[0, 0], then walks every tree.
+    if stages.size:
+        first = integer(
+            "estimators_[0, 0].n_features_in_", getattr(stages[0, 0], "n_features_in_", None)
+        )
+        if first != n_features:
+            raise ValueError(
+                f"estimators_[0, 0].n_features_in_ = {first} but n_features_in_ = {n_features}"
+            )
+    init = state.get("init_")
+    if isinstance(init, str):
+        if init != "zero":
+            raise ValueError(f"init_ = {init!r} is not 'zero' or an estimator")
+    elif init is not None:
+        _init_width(init, k, state.get("_loss"))
+
+
+def _init_width(init: Any, k: int, loss: Any) -> None:
+    """The initial raw predictions come from ``init_``; for the dummy estimators
+    scikit-learn uses by default their width is known, and must cover the ``k``
+    columns the trees add to."""
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+
+    if type(init) is DummyRegressor:
+        width = integer("init_.n_outputs_", getattr(init, "n_outputs_", None), 1)
+    elif type(init) is DummyClassifier:
+        if getattr(loss, "is_multiclass", False):
+            # predict_proba has one column per class; take the smallest claim.
+            width = min(
+                len(getattr(init, "classes_", ())),
+                len(getattr(init, "class_prior_", ())),
+                integer("init_.n_classes_", getattr(init, "n_classes_", None)),
+            )
+        else:
+            width = 1  # the probability of the positive class
+    else:
+        return  # a user's estimator: its output width is only known at predict
+    if width < k:
+        raise ValueError(f"init_ predicts {width} column(s) but the model adds {k}")
+
+
+def neighbors_state(obj: Any, state: Any) -> None:
+    """The brute-force search reads ``_fit_X`` rows with the width of the query."""
+    if not _fitted(state, "_fit_X") or state["_fit_X"] is None:
+        return
+    shape = getattr(state["_fit_X"], "shape", None)
+    if shape is None or len(shape) != 2:
+        raise TypeError("_fit_X must be a 2-D array")
+    n_features = _n_features(state)
+    if shape[1] != n_features:
+        raise ValueError(f"_fit_X has {shape[1]} columns but n_features_in_ = {n_features}")
+
+
+def kmeans_state(obj: Any, state: Any) -> None:
+    """``predict`` checks the input against ``n_features_in_``, then the compiled Lloyd
+    step reads ``n_features_in_`` values from every row of ``cluster_centers_``."""
+    if not _fitted(state, "cluster_centers_"):
+        return
+    centers = state["cluster_centers_"]
+    if type(centers) is not np.ndarray or centers.ndim != 2 or not len(centers):
+        raise TypeError("cluster_centers_ must be a 2-D array with a row per cluster")
+    n_features = _n_features(state)
+    if centers.shape[1] != n_features:
+        raise ValueError(
+            f"cluster_centers_ has {centers.shape[1]} columns but n_features_in_ = {n_features}"
+        )
+
+
+def _sequence(name: str, x: Any) -> list[Any]:
+    if type(x) is list:
+        return x
+    if type(x) is np.ndarray and x.ndim == 1:
+        return list(x)
+    raise TypeError(f"{name} must be a list")

@@ -1,0 +1,558 @@
+"""The LightGBM handler: the conformance suite on real models, and crafted model texts.
+
+Every sample is a real LightGBM model fitted on scikit-learn's data. A loaded model
+must predict bit for bit what the saved one predicts (labels, probabilities, raw
+scores) and hold the same model text, best iteration, scores and parameters.
+
+Crafted files start from a real file: the model text in the booster's buffer is
+edited at one line of one tree (``tree_sizes`` recomputed, so the check reached is
+the one aimed at, unless the case is about ``tree_sizes``), the file is re-framed
+with correct digests, and loaded in a child process that must survive: each must
+end in a FormatError naming the class and the invariant.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import weakref
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_diabetes, load_iris, make_classification
+
+import modelsafe
+
+from .._crafting import frame, lay_out, rewrite, run_limited, split
+from ..compare import assert_same
+from .conformance import HandlerConformance
+
+lgb = pytest.importorskip("lightgbm")
+pd = pytest.importorskip("pandas")
+
+BOOSTER = "lightgbm.basic.Booster"
+QUIET = {"n_jobs": 1, "deterministic": True, "verbose": -1, "random_state": 0}
+PROBES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _fitted(model: Any, X: Any, y: Any, **fit: Any) -> Any:
+    model.fit(X, y, **fit)
+    PROBES[model] = X
+    return model
+
+
+@functools.cache
+def _binary() -> tuple[Any, Any]:
+    return make_classification(n_samples=300, n_features=6, n_informative=4, random_state=0)
+
+
+def _booster() -> Any:
+    X, y = _binary()
+    params = {
+        "objective": "binary",
+        "num_leaves": 15,
+        "learning_rate": 0.5,
+        "num_threads": 1,
+        "verbose": -1,
+        "deterministic": True,
+        "seed": 0,
+    }
+    names = [f"f{i}" for i in range(X.shape[1])]
+    train = lgb.Dataset(X[:150], y[:150], feature_name=names)
+    valid = lgb.Dataset(X[150:], y[150:], reference=train)
+    booster = lgb.train(
+        params,
+        train,
+        num_boost_round=60,
+        valid_sets=[valid],
+        callbacks=[lgb.early_stopping(2, verbose=False)],
+    )
+    PROBES[booster] = X
+    return booster
+
+
+def _labelled() -> Any:
+    """Binary with string labels: a LabelEncoder inside, classes_ of strings."""
+    X, y = _binary()
+    model = lgb.LGBMClassifier(n_estimators=5, num_leaves=7, **QUIET)
+    return _fitted(model, X, np.array(["no", "yes"])[y])
+
+
+def _early_stopped() -> Any:
+    """Three classes, scored on a validation set (best_score holds OrderedDicts)."""
+    X, y = load_iris(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(y))
+    X, y = X[order], y[order]
+    model = lgb.LGBMClassifier(n_estimators=20, num_leaves=5, **QUIET)
+    return _fitted(
+        model,
+        X[:110],
+        y[:110],
+        eval_X=(X[110:],),
+        eval_y=(y[110:],),
+        callbacks=[lgb.early_stopping(3, verbose=False)],
+    )
+
+
+def _categorical() -> Any:
+    rng = np.random.default_rng(0)
+    n = 400
+    X = pd.DataFrame(
+        {
+            "colour": pd.Categorical(rng.choice(["red", "green", "blue", "grey", "pink"], n)),
+            "size": rng.standard_normal(n),
+            "weight": rng.standard_normal(n),
+        }
+    )
+    y = (X["colour"].isin(["red", "blue", "pink"]) ^ (X["size"] > 0.3)).astype(int).to_numpy()
+    model = lgb.LGBMClassifier(
+        n_estimators=4,
+        num_leaves=6,
+        min_child_samples=5,
+        cat_smooth=1,
+        min_data_per_group=5,
+        **QUIET,
+    )
+    return _fitted(model, X, y)
+
+
+SAMPLES = {
+    "booster": _booster,
+    "unfitted": lambda: lgb.LGBMClassifier(n_estimators=3),
+    "classifier": _labelled,
+    "multiclass": _early_stopped,
+    "regressor": lambda: _fitted(
+        lgb.LGBMRegressor(n_estimators=6, num_leaves=8, **QUIET), *load_diabetes(return_X_y=True)
+    ),
+    "ranker": lambda: _fitted(
+        lgb.LGBMRanker(n_estimators=4, num_leaves=5, min_child_samples=5, **QUIET),
+        *_binary(),
+        group=[30] * 10,
+    ),
+    "categorical": _categorical,
+    "linear": lambda: _fitted(
+        lgb.LGBMRegressor(n_estimators=3, num_leaves=4, linear_tree=True, **QUIET),
+        *load_diabetes(return_X_y=True),
+    ),
+    "random_forest": lambda: _fitted(
+        lgb.LGBMRegressor(
+            boosting_type="rf",
+            n_estimators=3,
+            num_leaves=6,
+            subsample=0.7,
+            subsample_freq=1,
+            **QUIET,
+        ),
+        *load_diabetes(return_X_y=True),
+    ),
+}
+
+
+def _bits(a: Any) -> tuple[str, tuple[int, ...], bytes]:
+    a = np.asarray(a)
+    return a.dtype.str, a.shape, a.tobytes()
+
+
+def _same_booster(expected: Any, got: Any, X: Any) -> None:
+    assert type(got) is lgb.Booster
+    assert got.model_to_string(num_iteration=-1) == expected.model_to_string(num_iteration=-1)
+    assert got.best_iteration == expected.best_iteration
+    assert_same(expected.best_score, got.best_score)
+    assert_same(expected.params, got.params)
+    assert got.pandas_categorical == expected.pandas_categorical
+    if X is not None:
+        for raw in (False, True):
+            assert _bits(got.predict(X, raw_score=raw)) == _bits(expected.predict(X, raw_score=raw))
+
+
+class TestLightGBM(HandlerConformance):
+    library = ("lightgbm",)
+    samples: ClassVar[dict[str, Any]] = {k: functools.cache(v) for k, v in SAMPLES.items()}
+
+    def assert_equal(self, expected: Any, got: Any) -> None:
+        """Same type, same model text and attributes, bit-identical predictions."""
+        assert type(got) is type(expected)
+        X = PROBES.get(expected)
+        if isinstance(expected, lgb.Booster):
+            _same_booster(expected, got, X)
+            return
+        state, loaded = dict(vars(expected)), dict(vars(got))
+        if state.get("_Booster") is None:  # not fitted: parameters only
+            assert_same(state, loaded)
+            return
+        _same_booster(state.pop("_Booster"), loaded.pop("_Booster"), X)
+        assert_same(state, loaded)
+        assert _bits(got.predict(X)) == _bits(expected.predict(X))
+        assert _bits(got.predict(X, raw_score=True)) == _bits(expected.predict(X, raw_score=True))
+        if hasattr(expected, "predict_proba"):
+            assert _bits(got.predict_proba(X)) == _bits(expected.predict_proba(X))
+
+
+def test_the_samples_cover_every_wrapper_and_the_model_text_variants() -> None:
+    models = {name: TestLightGBM.samples[name]() for name in SAMPLES if name != "unfitted"}
+    assert {type(m).__name__ for m in models.values()} == {
+        "Booster",
+        "LGBMClassifier",
+        "LGBMRegressor",
+        "LGBMRanker",
+    }
+    text = {name: _text_of(m) for name, m in models.items()}
+    assert "cat_boundaries=" in text["categorical"]
+    assert "is_linear=1" in text["linear"]
+    assert "\naverage_output\n" in text["random_forest"]
+    assert "objective=multiclass num_class:3" in text["multiclass"]
+    assert models["booster"].best_iteration > 0
+
+
+def _text_of(model: Any) -> str:
+    booster = model if isinstance(model, lgb.Booster) else model.booster_
+    text: str = booster.model_to_string(num_iteration=-1)
+    return text
+
+
+def test_the_file_holds_lightgbms_model_text_with_every_iteration() -> None:
+    """best_iteration stays an attribute: the text keeps the trees after it too, and
+    prediction (which stops at best_iteration by default) is unchanged."""
+    X, y = _binary()
+    params = {"objective": "binary", "num_leaves": 5, "num_threads": 1, "verbose": -1}
+    booster = lgb.train(params, lgb.Dataset(X, y), num_boost_round=6)
+    booster.best_iteration = 3
+    blob = modelsafe.dumps(booster)
+    text = _model_bytes(blob).decode()
+    assert text == booster.model_to_string(num_iteration=-1)
+    assert text.count("\nTree=") == booster.num_trees() == 6
+    loaded = modelsafe.loads(blob)
+    assert loaded.best_iteration == 3 and loaded.num_trees() == 6
+    assert _bits(loaded.predict(X)) == _bits(booster.predict(X))
+    assert not np.array_equal(loaded.predict(X), loaded.predict(X, num_iteration=-1))
+
+
+# -- crafted model texts ---------------------------------------------------------------------
+
+
+def _booster_node(blob: bytes) -> dict[str, Any]:
+    stack: list[Any] = [split(blob).header["root"]]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("$") == "lgb.booster":
+                return node
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    raise AssertionError("no lgb.booster node")
+
+
+def _buffers(blob: bytes) -> list[bytes]:
+    p = split(blob)
+    return [p.data[e[0] : e[0] + e[1]] for e in p.header["buffers"]]
+
+
+def _model_bytes(blob: bytes) -> bytes:
+    return _buffers(blob)[_booster_node(blob)["model"]]
+
+
+def _with_model(blob: bytes, text: str | bytes) -> bytes:
+    """``blob`` with the model text replaced: re-laid out, digests and hash right."""
+    p = split(blob)
+    buffers = _buffers(blob)
+    buffers[_booster_node(blob)["model"]] = text.encode() if isinstance(text, str) else text
+    entries, data = lay_out(buffers)
+    header = p.header
+    header["buffers"] = entries
+    header["data_size"] = len(data)
+    return frame(header, data)
+
+
+def _blocks(text: str) -> tuple[str, list[str], str]:
+    first = text.index("\nTree=0\n") + 1
+    end = text.index("end of trees\n")
+    return text[:first], re.split(r"(?=^Tree=\d+\n)", text[first:end], flags=re.M)[1:], text[end:]
+
+
+def _join(head: str, blocks: list[str], tail: str) -> str:
+    """The text with ``tree_sizes`` saying the blocks' true sizes."""
+    sizes = " ".join(str(len(b.encode())) for b in blocks)
+    head = re.sub(r"^tree_sizes=.*$", f"tree_sizes={sizes}", head, flags=re.M)
+    return head + "".join(blocks) + tail
+
+
+def _edit(text: str, key: str, change: Callable[[list[str]], list[str]], tree: int = 0) -> str:
+    """Tree ``tree``'s line ``key=...`` with its values changed; tree_sizes made true."""
+    head, blocks, tail = _blocks(text)
+    pattern = re.compile(rf"^{key}=(.*)$", re.M)
+    match = pattern.search(blocks[tree])
+    assert match is not None, key
+    values = change(match.group(1).split(" ") if match.group(1) else [])
+    blocks[tree] = pattern.sub(f"{key}={' '.join(values)}", blocks[tree], count=1)
+    return _join(head, blocks, tail)
+
+
+def _values(text: str, key: str, tree: int = 0) -> list[int]:
+    _, blocks, _ = _blocks(text)
+    match = re.search(rf"^{key}=(.*)$", blocks[tree], re.M)
+    assert match is not None
+    return [int(v) for v in match.group(1).split(" ")]
+
+
+def _at(index: int, value: Any) -> Callable[[list[str]], list[str]]:
+    def change(values: list[str]) -> list[str]:
+        return [*values[:index], str(value), *values[index + 1 :]]
+
+    return change
+
+
+def _crafted_cases() -> dict[str, tuple[bytes, str]]:
+    """name -> (file, text the error must contain).
+
+    The files hold no scikit-learn object: the child process of ``run_limited`` has
+    ``tests/`` first on its path, where a ``sklearn`` test package shadows the real one.
+    """
+    base = modelsafe.dumps(TestLightGBM.samples["regressor"]())
+    text = _model_bytes(base).decode()
+    left = _values(text, "left_child")
+    leaves = len(left) + 1
+    j = next(i for i, c in enumerate(left) if c > 0)  # an internal node other than the root
+    k = next(i for i in range(len(left)) if i != j and left[i] < 0)  # another node's leaf
+    multi = modelsafe.dumps(TestLightGBM.samples["booster"]())  # a booster, no wrapper
+    booster_text = _model_bytes(multi).decode()
+    cat = modelsafe.dumps(TestLightGBM.samples["categorical"]().booster_)
+    cat_text = _model_bytes(cat).decode()
+    cat_node = _values(cat_text, "decision_type").index(1)
+    linear = modelsafe.dumps(TestLightGBM.samples["linear"]())
+    linear_text = _model_bytes(linear).decode()
+    linear_tree = next(  # a linear tree whose first leaf uses features
+        t
+        for t, block in enumerate(_blocks(linear_text)[1])
+        if re.search(r"^num_features=[1-9]", block, re.M)
+    )
+    head, blocks, tail = _blocks(text)
+    sizes = [len(b.encode()) for b in blocks]
+    sizes[0], sizes[1] = sizes[0] + 7, sizes[1] - 7  # same total: the trees still end right
+    size_lie = (
+        re.sub(r"^tree_sizes=.*$", "tree_sizes=" + " ".join(map(str, sizes)), head, flags=re.M)
+        + "".join(blocks)
+        + tail
+    )
+    top = _values(text, "split_feature")  # only for its length: the regressor has 10 features
+    edits: dict[str, tuple[bytes, str, str]] = {
+        "child index out of range": (
+            base,
+            _edit(text, "left_child", _at(0, 900)),
+            "left_child[0] = 900 is outside",
+        ),
+        "leaf index out of range": (
+            base,
+            _edit(text, "right_child", _at(0, -leaves - 4)),
+            f"right_child[0] = {-leaves - 4} is outside",
+        ),
+        "split feature beyond max_feature_idx": (
+            base,
+            _edit(text, "split_feature", _at(0, 99)),
+            "split_feature[0] = 99 is outside [0, 9] (max_feature_idx)",
+        ),
+        "a cycle back to the root": (
+            base,
+            _edit(text, "left_child", _at(j, 0)),
+            f"left_child[{j}] = 0 is outside",
+        ),
+        "a leaf with two parents": (
+            base,
+            _edit(text, "left_child", _at(j, left[k])),
+            "is the child of 2 nodes",
+        ),
+        "truncated array": (
+            base,
+            _edit(text, "left_child", lambda v: v[:-1]),
+            f"left_child has {leaves - 2} values for num_leaves - 1 = {leaves - 1}",
+        ),
+        "num_leaves mismatch": (
+            base,
+            _edit(text, "num_leaves", lambda v: [str(leaves + 3)]),
+            f"split_feature has {len(top)} values for num_leaves - 1 = {leaves + 2}",
+        ),
+        "decision type out of range": (
+            base,
+            _edit(text, "decision_type", _at(0, 14)),
+            "decision_type[0] = 14 is not",
+        ),
+        "tree_sizes pointing past a tree": (
+            base,
+            size_lie,
+            "tree 0 (from 'Tree=0') does not have the lines of a LightGBM tree",
+        ),
+        "tree_sizes past the end": (
+            base,
+            text.replace("tree_sizes=", "tree_sizes=900000 ", 1),
+            "tree_sizes says they end",
+        ),
+        "unknown header line": (
+            base,
+            text.replace("\nlabel_index=", "\nevil=1\nlabel_index=", 1),
+            "unknown or repeated line 'evil=1'",
+        ),
+        "duplicated header line": (
+            base,
+            text.replace("\nnum_class=1\n", "\nnum_class=1\nnum_class=1\n", 1),
+            "unknown or repeated line 'num_class=1'",
+        ),
+        "malformed parameters line": (
+            base,
+            text.replace("\n[boosting: gbdt]\n", "\n[boosting gbdt]\n", 1),
+            "parameters line '[boosting gbdt]'",
+        ),
+        "a NUL byte in a feature name": (
+            base,
+            text.replace("Column_1", "Col\x00mn_1", 1),
+            "is a control character (0x00)",
+        ),
+        "num_tree_per_iteration beyond num_class": (
+            base,
+            text.replace("num_tree_per_iteration=1", "num_tree_per_iteration=2", 1),
+            "num_tree_per_iteration = 2 differs from num_class = 1",
+        ),
+        "objective with more outputs than num_class": (
+            multi,
+            booster_text.replace(
+                "objective=binary sigmoid:1", "objective=multiclass num_class:4", 1
+            ),
+            "does not match num_class = 1",
+        ),
+        "category set index beyond num_cat": (
+            cat,
+            _edit(cat_text, "threshold", _at(cat_node, 7)),
+            f"threshold[{cat_node}] = '7' of a categorical split",
+        ),
+        "category bitset past cat_threshold": (
+            cat,
+            _edit(cat_text, "cat_boundaries", lambda v: [*v[:-1], str(int(v[-1]) + 40)]),
+            "cat_boundaries must be num_cat + 1",
+        ),
+        "linear leaf feature beyond the features": (
+            linear,
+            _edit(linear_text, "leaf_features", lambda v: ["99", *v[1:]], linear_tree),
+            "leaf_features holds a feature outside [0, 9]",
+        ),
+    }
+    cases = {"untampered": (base, "")}
+    for name, (blob, new_text, message) in edits.items():
+        cases[name] = (_with_model(blob, new_text), message)
+    cases["best_iteration not an integer"] = (
+        rewrite(base, lambda h: _booster_node_of(h).__setitem__("best_iteration", "7")),
+        "best_iteration must be an integer",
+    )
+    cases["best_iteration after the last iteration"] = (
+        rewrite(base, lambda h: _booster_node_of(h).__setitem__("best_iteration", 10**6)),
+        "best_iteration = 1000000 is after the last",
+    )
+    wrapper = "invalid lightgbm.sklearn.LGBMRegressor:"
+    cases["wrapper: feature count against the booster"] = (
+        rewrite(base, lambda h: h["root"]["state"].__setitem__("_n_features", 99)),
+        f"{wrapper} _n_features = 99 but the booster has 10 features",
+    )
+    cases["wrapper: attribute hiding a method"] = (
+        rewrite(base, lambda h: h["root"]["state"].__setitem__("predict", 1)),
+        f"{wrapper} attribute 'predict' would hide LGBMRegressor.predict",
+    )
+    cases["wrapper: a dunder attribute"] = (
+        rewrite(base, lambda h: h["root"]["state"].__setitem__("__class__", 1)),
+        f"{wrapper} '__class__' is not an attribute name the estimator may have",
+    )
+    return cases
+
+
+def _booster_node_of(header: dict[str, Any]) -> dict[str, Any]:
+    """The lgb.booster node of a wrapper's file (its state's _Booster)."""
+    node: dict[str, Any] = header["root"]["state"]["_Booster"]
+    assert node["$"] == "lgb.booster"
+    return node
+
+
+CRAFTED = [
+    "child index out of range",
+    "leaf index out of range",
+    "split feature beyond max_feature_idx",
+    "a cycle back to the root",
+    "a leaf with two parents",
+    "truncated array",
+    "num_leaves mismatch",
+    "decision type out of range",
+    "tree_sizes pointing past a tree",
+    "tree_sizes past the end",
+    "unknown header line",
+    "duplicated header line",
+    "malformed parameters line",
+    "a NUL byte in a feature name",
+    "num_tree_per_iteration beyond num_class",
+    "objective with more outputs than num_class",
+    "category set index beyond num_cat",
+    "category bitset past cat_threshold",
+    "linear leaf feature beyond the features",
+    "best_iteration not an integer",
+    "best_iteration after the last iteration",
+    "wrapper: feature count against the booster",
+    "wrapper: attribute hiding a method",
+    "wrapper: a dunder attribute",
+]
+
+
+@pytest.fixture(scope="module")
+def crafted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    cases = _crafted_cases()
+    results = run_limited({k: v[0] for k, v in cases.items()}, tmp_path_factory.mktemp("lgb"))
+    return {name: {**r, "expect": cases[name][1]} for name, r in results.items()}
+
+
+def test_crafted_control_loads_and_predicts_the_same(crafted: dict[str, Any]) -> None:
+    assert crafted["untampered"]["error"] is None, crafted["untampered"]
+    model = TestLightGBM.samples["regressor"]()
+    X = PROBES[model]
+    loaded = modelsafe.loads(modelsafe.dumps(model))
+    assert _bits(loaded.predict(X)) == _bits(model.predict(X))
+
+
+@pytest.mark.parametrize("case", CRAFTED)
+def test_crafted_model_text_is_a_format_error(case: str, crafted: dict[str, Any]) -> None:
+    r = crafted[case]
+    assert r["error"] == "FormatError" and r["modelsafe"], r
+    if not case.startswith(("wrapper", "best_iteration not")):  # the latter: found at audit
+        assert f"invalid {BOOSTER}:" in r["message"], r["message"]
+    assert r["expect"] in r["message"], r["message"]
+
+
+def test_every_crafted_case_is_tested(crafted: dict[str, Any]) -> None:
+    assert set(CRAFTED) == set(crafted) - {"untampered"}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (3, "_classes must be an array of the _n_classes = 3 labels"),
+        (0, "_n_classes = 0 is not -1 (not fitted) or a positive integer"),
+        (True, "_n_classes = True is not -1 (not fitted) or a positive integer"),
+    ],
+)
+def test_classifier_state_is_checked(value: Any, message: str) -> None:
+    """LGBMClassifier's class count, checked here: the child process of the crafted tests
+    cannot import scikit-learn, which the classifier's label encoder needs. The check is
+    pure Python and runs before any state is applied."""
+    blob = modelsafe.dumps(TestLightGBM.samples["classifier"]())
+    edited = rewrite(blob, lambda h: h["root"]["state"].__setitem__("_n_classes", value))
+    with pytest.raises(modelsafe.FormatError, match=re.escape(message)):
+        modelsafe.loads(edited)
+
+
+def test_inside_a_scikit_learn_pipeline() -> None:
+    """The wrapper is an ordinary estimator to scikit-learn: a Pipeline holding one loads
+    with the default trust and predicts the same."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = _binary()
+    model = make_pipeline(StandardScaler(), lgb.LGBMClassifier(n_estimators=3, **QUIET))
+    model.fit(X, y)
+    blob = modelsafe.dumps(model)
+    assert modelsafe.untrusted_types(blob) == []
+    assert _bits(modelsafe.loads(blob).predict_proba(X)) == _bits(model.predict_proba(X))

@@ -1,0 +1,1440 @@
+"""scikit-learn's compiled internals: the conformance suite on fitted estimators that hold
+them, real models of every shape passing the validators, and crafted files that must
+fail to load with a ``FormatError`` naming the class and the broken invariant.
+
+Crafted files are real ``modelsafe.dumps`` output edited as an attacker would
+(``Surgery``): change an array or a header value, re-lay the buffers, re-seal the
+digests. They are loaded in a child process (``_crafted_results``) that also calls the
+model's prediction methods when a file loads after all, so a crash at load *or* at
+predict time is reported as the signal that killed the child, never lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+import modelsafe
+
+from .._crafting import frame, lay_out, split, used_types
+from ..compare import assert_same
+from .conformance import REPO, HandlerConformance
+
+# -- data and models ---------------------------------------------------------------------------
+
+
+def _data() -> dict[str, np.ndarray[Any, Any]]:
+    """Fixed inputs: scikit-learn's iris (with missing values punched in), and generated
+    regression and categorical data."""
+    from sklearn.datasets import load_iris, make_regression
+
+    x_iris, y_iris = load_iris(return_X_y=True)
+    x_nan = x_iris.copy()
+    x_nan[::7, 1] = np.nan
+    x_reg, y_reg = make_regression(120, 5, n_targets=2, random_state=0)
+    rng = np.random.default_rng(0)
+    x_cat = np.c_[rng.integers(0, 6, 300), rng.normal(size=(300, 3))]
+    y_cat = ((x_cat[:, 0] % 2 == 0) ^ (x_cat[:, 2] > 0)).astype(int)
+    return {
+        "iris": x_iris,
+        "y_iris": y_iris,
+        "iris_nan": x_nan,
+        "reg": x_reg,
+        "y_reg": y_reg,
+        "cat": x_cat,
+        "y_cat": y_cat,
+    }
+
+
+DATA = _data()
+
+
+def _fit(make: Callable[[], Any], x: str, y: str | None = None, **kw: Any) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence and the like: not what is tested
+        model = make()
+        return model.fit(DATA[x], None if y is None else DATA[y], **kw)
+
+
+def _y_reg0() -> Any:
+    return DATA["y_reg"][:, 0]
+
+
+def _models() -> dict[str, tuple[Callable[[], Any], str]]:
+    """Name -> (factory of a fitted model, name of the input its methods are called on)."""
+    from sklearn import ensemble as en
+    from sklearn import neighbors as nb
+    from sklearn import tree
+    from sklearn.cluster import KMeans
+
+    maha = {"VI": np.linalg.inv(np.cov(DATA["iris"].T))}
+    return {
+        "decision_tree_classifier": (
+            lambda: _fit(lambda: tree.DecisionTreeClassifier(random_state=0), "iris_nan", "y_iris"),
+            "iris_nan",
+        ),
+        "decision_tree_regressor_multioutput": (
+            lambda: _fit(lambda: tree.DecisionTreeRegressor(random_state=0), "reg", "y_reg"),
+            "reg",
+        ),
+        "random_forest": (
+            lambda: _fit(
+                lambda: en.RandomForestClassifier(5, max_depth=4, random_state=0),
+                "iris_nan",
+                "y_iris",
+            ),
+            "iris_nan",
+        ),
+        "extra_trees": (
+            lambda: _fit(lambda: en.ExtraTreesRegressor(4, random_state=0), "reg", "y_reg"),
+            "reg",
+        ),
+        "isolation_forest": (
+            lambda: _fit(
+                lambda: en.IsolationForest(n_estimators=4, max_features=3, random_state=0), "reg"
+            ),
+            "reg",
+        ),
+        "gradient_boosting": (
+            lambda: _fit(
+                lambda: en.GradientBoostingClassifier(n_estimators=5, random_state=0),
+                "iris",
+                "y_iris",
+            ),
+            "iris",
+        ),
+        "gradient_boosting_huber": (
+            lambda: en.GradientBoostingRegressor(n_estimators=5, loss="huber", random_state=0).fit(
+                DATA["reg"], _y_reg0()
+            ),
+            "reg",
+        ),
+        "hist_gradient_boosting": (
+            lambda: _fit(
+                lambda: en.HistGradientBoostingClassifier(max_iter=5, random_state=0),
+                "iris_nan",
+                "y_iris",
+            ),
+            "iris_nan",
+        ),
+        "hist_gradient_boosting_categorical": (
+            lambda: _fit(
+                lambda: en.HistGradientBoostingClassifier(
+                    max_iter=5, categorical_features=[0], random_state=0
+                ),
+                "cat",
+                "y_cat",
+            ),
+            "cat",
+        ),
+        "kneighbors_kd_tree": (
+            lambda: _fit(lambda: nb.KNeighborsClassifier(algorithm="kd_tree"), "iris", "y_iris"),
+            "iris",
+        ),
+        "kneighbors_ball_tree": (
+            lambda: _fit(
+                lambda: nb.KNeighborsClassifier(algorithm="ball_tree", metric="manhattan"),
+                "iris",
+                "y_iris",
+            ),
+            "iris",
+        ),
+        "kernel_density": (
+            lambda: nb.KernelDensity(algorithm="ball_tree").fit(
+                DATA["iris"], sample_weight=np.arange(1.0, 151.0)
+            ),
+            "iris",
+        ),
+        "nearest_neighbors_mahalanobis": (
+            lambda: _fit(
+                lambda: nb.NearestNeighbors(
+                    algorithm="ball_tree", metric="mahalanobis", metric_params=maha
+                ),
+                "iris",
+            ),
+            "iris",
+        ),
+        "kmeans": (
+            lambda: _fit(lambda: KMeans(3, n_init=2, random_state=0), "iris"),
+            "iris",
+        ),
+        "nearest_neighbors_seuclidean": (
+            lambda: _fit(
+                lambda: nb.NearestNeighbors(
+                    algorithm="ball_tree",
+                    metric="seuclidean",
+                    metric_params={"V": DATA["iris"].var(0)},
+                ),
+                "iris",
+            ),
+            "iris",
+        ),
+    }
+
+
+MODELS = _models()
+_METHODS = (
+    "predict",
+    "predict_proba",
+    "decision_function",
+    "score_samples",
+    "apply",
+    "decision_path",
+    "transform",
+    "kneighbors",
+)
+
+
+def outputs(model: Any, x: np.ndarray[Any, Any]) -> dict[str, str]:
+    """A digest of everything the model's prediction methods return for ``x``."""
+    out = {}
+    for method in _METHODS:
+        fn = getattr(model, method, None)
+        if fn is None:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = fn(x[:40])
+        except (AttributeError, NotImplementedError):  # e.g. predict on unsupervised models
+            continue
+        out[method] = _digest(result)
+    return out
+
+
+def _digest(result: Any) -> str:
+    h = hashlib.sha256()
+    for part in result if isinstance(result, tuple) else (result,):
+        if hasattr(part, "toarray"):
+            part = part.toarray()
+        arr = np.asarray(part)
+        h.update(str((arr.dtype.str, arr.shape)).encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_openmp_thread() -> Iterator[None]:
+    """Histogram boosting fits tiny data 5-100x faster on one thread than on two busy cores."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="openmp"):
+        yield
+
+
+# -- the conformance suite ------------------------------------------------------------------------
+
+
+def _sample(name: str) -> Callable[[], Any]:
+    return MODELS[name][0]
+
+
+class TestSklearnInternals(HandlerConformance):
+    library = ("sklearn", "scipy")
+    samples: ClassVar[dict[str, Callable[[], Any]]] = {
+        name: _sample(name) for name in MODELS
+    }
+
+    def assert_equal(self, expected: Any, got: Any) -> None:
+        """The same state, the same parameters, the same predictions on fixed data."""
+        assert_same(expected, got)
+        assert_same(expected.get_params(), got.get_params())
+        want = outputs(expected, _input_for(expected))
+        assert want, f"{type(expected).__name__} has no prediction method to compare"
+        assert outputs(got, _input_for(got)) == want
+
+
+def test_loads_gives_padded_structured_arrays_back_byte_for_byte() -> None:
+    """Tree node records have 7 padding bytes: ``loads`` must copy them, not leave them
+    uninitialised (re-saving would otherwise write heap memory into the new file)."""
+    dt = np.dtype(
+        {"names": ["a", "b"], "formats": ["<i8", "u1"], "offsets": [0, 8], "itemsize": 16}
+    )
+    arr = np.zeros(64, dtype=dt)
+    data = modelsafe.dumps(arr)
+    for _ in range(20):
+        dirty = np.full(arr.nbytes, 255, dtype=np.uint8)  # freed, then reusable by the copy
+        del dirty
+        assert modelsafe.loads(data).tobytes() == arr.tobytes()
+
+
+def _input_for(model: Any) -> np.ndarray[Any, Any]:
+    """The fixed input a sample's methods are called on, chosen by what it was fit on."""
+    if getattr(model, "_preprocessor", None) is not None:
+        return DATA["cat"]
+    if model.n_features_in_ == 5:
+        return DATA["reg"]
+    return DATA["iris_nan" if model.__sklearn_tags__().input_tags.allow_nan else "iris"]
+
+
+# -- real models pass -----------------------------------------------------------------------------
+
+
+def _variety() -> dict[str, Callable[[], Any]]:
+    from sklearn import ensemble as en
+    from sklearn import tree
+
+    return {
+        "best_first": lambda: _fit(
+            lambda: tree.DecisionTreeClassifier(max_leaf_nodes=9, random_state=0), "iris", "y_iris"
+        ),
+        "pruned": lambda: _fit(
+            lambda: tree.DecisionTreeClassifier(ccp_alpha=0.02, random_state=0), "iris", "y_iris"
+        ),
+        "stump": lambda: _fit(lambda: tree.DecisionTreeRegressor(max_depth=1), "reg", "y_reg"),
+        "single_leaf": lambda: tree.DecisionTreeRegressor().fit(DATA["reg"], np.ones(120)),
+        "extra_tree_nan": lambda: _fit(
+            lambda: tree.ExtraTreeClassifier(random_state=0), "iris_nan", "y_iris"
+        ),
+        "deep_chain": lambda: tree.DecisionTreeRegressor(random_state=0).fit(
+            np.arange(200.0).reshape(-1, 1), np.arange(200.0) ** 3
+        ),
+        # Missing values alone decide the split: sklearn stores an infinite threshold.
+        "split_on_missingness": lambda: tree.DecisionTreeClassifier(random_state=0).fit(
+            np.where(np.arange(150)[:, None] % 3 == 0, np.nan, DATA["iris"]),
+            np.arange(150) % 3 == 0,
+        ),
+        "random_trees_embedding": lambda: _fit(
+            lambda: en.RandomTreesEmbedding(n_estimators=3, random_state=0), "iris"
+        ),
+        "isolation_forest_all_features": lambda: _fit(
+            lambda: en.IsolationForest(n_estimators=3, random_state=0), "reg"
+        ),
+        "gradient_boosting_binary": lambda: en.GradientBoostingClassifier(
+            n_estimators=3, random_state=0
+        ).fit(DATA["iris"], DATA["y_iris"] > 0),
+        "gradient_boosting_zero_init": lambda: en.GradientBoostingRegressor(
+            n_estimators=3, init="zero", random_state=0
+        ).fit(DATA["reg"], _y_reg0()),
+        "hgb_regressor_poisson": lambda: en.HistGradientBoostingRegressor(
+            max_iter=4, loss="poisson"
+        ).fit(DATA["reg"], np.abs(_y_reg0())),
+    }
+
+
+VARIETY = _variety()
+
+
+@pytest.mark.parametrize("name", VARIETY)
+def test_real_models_pass_validation(name: str) -> None:
+    model = VARIETY[name]()
+    got = modelsafe.loads(modelsafe.dumps(model))
+    x = DATA["iris"] if model.n_features_in_ == 4 else DATA["reg"]
+    if model.n_features_in_ == 1:
+        x = np.linspace(-5, 205, 50).reshape(-1, 1)
+    assert outputs(got, x) == outputs(model, x)
+
+
+def test_tree_depths_match_sklearn() -> None:
+    """The depth the validator computes (and demands of max_depth) is sklearn's own."""
+    from modelsafe._handlers.sklearn._checks import binary_tree, depths
+
+    for make in (*VARIETY.values(), MODELS["decision_tree_classifier"][0]):
+        model = make()
+        holders = getattr(model, "estimators_", [model])
+        for est in np.ravel(np.asarray(holders, dtype=object)):
+            t = getattr(est, "tree_", None)
+            if t is None:
+                continue
+            left, right = t.children_left.astype(np.intp), t.children_right.astype(np.intp)
+            mine = depths(binary_tree(("l", "r"), left, right, left == -1))
+            assert np.array_equal(mine + 1, t.compute_node_depths())
+            assert int(mine.max()) == t.max_depth
+
+
+def test_nodes_from_other_platforms_load() -> None:
+    """sklearn accepts tree nodes written big-endian or with 32-bit indices; so must the
+    validator, and predictions stay the same."""
+    model = MODELS["decision_tree_classifier"][0]()
+    x = DATA["iris_nan"]
+    intp = ("left_child", "right_child", "feature", "n_node_samples")
+    for fields in ({}, dict.fromkeys(intp, "<i4")):
+        with full_form():
+            s = Surgery(modelsafe.dumps(model))
+        path = (*s.find("call", "sklearn.tree._tree", "Tree"), "state", "nodes")
+        nodes = s.array(path)
+        descr = [(n, fields.get(n, nodes.dtype[n].str)) for n in nodes.dtype.names]
+        if not fields:
+            descr = [(n, nodes.dtype[n].newbyteorder(">").str) for n in nodes.dtype.names]
+        s.put(path, nodes.astype(descr))
+        assert outputs(modelsafe.loads(s.blob()), x) == outputs(model, x)
+
+
+# -- crafting -------------------------------------------------------------------------------------
+
+Path_ = tuple[Any, ...]
+
+
+@contextlib.contextmanager
+def full_form() -> Iterator[None]:
+    """Save every array with a buffer of its own rather than in the small-array table (a
+    layout readers accept), so that a test can give any array another size."""
+    import modelsafe._handlers.numpy as handler
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(handler, "SMALL_ARRAY", 0)
+        yield
+
+
+class Surgery:
+    """A real file taken apart: its header tree and buffers, edited, then put back
+    together with the layout, digests and ``types`` an honest writer would give."""
+
+    def __init__(self, blob: bytes) -> None:
+        p = split(blob)
+        self.header = p.header
+        assert "arrays" not in self.header, "save under full_form() to edit arrays"
+        assert all(len(e) == 3 for e in self.header["buffers"]), "no compression here"
+        self.buffers = [p.data[e[0] : e[0] + e[1]] for e in self.header["buffers"]]
+        assert used_types(self.header["root"]) == self.header["types"]
+
+    def node(self, path: Path_) -> Any:
+        """The node at ``path``; a ``ref`` is followed to the node that defines its id."""
+        node = self.header["root"]
+        for key in path:
+            node = self._definition(node[key])
+        return node
+
+    def _definition(self, node: Any) -> Any:
+        if not (isinstance(node, dict) and node.get("$") == "ref"):
+            return node
+        stack = [self.header["root"]]
+        while stack:
+            x = stack.pop()
+            if isinstance(x, dict):
+                if x.get("id") == node["id"] and x.get("$") != "ref":
+                    return x
+                stack.extend(x.values())
+            elif isinstance(x, list):
+                stack.extend(x)
+        raise AssertionError(f"id {node['id']} is not defined")
+
+    def find(self, kind: str, module: str, name: str, nth: int = 0) -> Path_:
+        """The path of the ``nth`` ``kind`` node naming ``module.name`` (depth first)."""
+        found = []
+        stack: list[tuple[Path_, Any]] = [((), self.header["root"])]
+        while stack:
+            path, node = stack.pop()
+            if isinstance(node, dict):
+                if (node.get("$"), node.get("module"), node.get("name")) == (kind, module, name):
+                    found.append(path)
+                stack.extend(((*path, k), v) for k, v in reversed(list(node.items())))
+            elif isinstance(node, list):
+                stack.extend(((*path, i), v) for i, v in reversed(list(enumerate(node))))
+        return found[nth]
+
+    def array(self, path: Path_) -> np.ndarray[Any, Any]:
+        from modelsafe._handlers.numpy import dtype_from_json
+
+        node = self.node(path)
+        dt = dtype_from_json(node["dtype"], allow_object=False)
+        arr = np.frombuffer(self.buffers[node["buf"]], dtype=dt)
+        order = node.get("order", "C")
+        shape = node["shape"][::-1] if order == "F" else node["shape"]
+        arr = arr.reshape(shape)
+        return (arr.T if order == "F" else arr).copy()
+
+    def put(self, path: Path_, arr: np.ndarray[Any, Any]) -> None:
+        """Replace the array at ``path`` (its bytes, dtype and shape)."""
+        from modelsafe._handlers.numpy import dtype_to_json
+
+        node = self.node(path)
+        assert "buf" in node and arr.nbytes, "replace arrays that have bytes"
+        node["dtype"] = dtype_to_json(arr.dtype)
+        node["shape"] = list(arr.shape)
+        node.pop("order", None)
+        self.buffers[node["buf"]] = np.ascontiguousarray(arr).tobytes()
+
+    def new_array(self, arr: np.ndarray[Any, Any]) -> dict[str, Any]:
+        """A node for a new array, with a buffer of its own at the end of the file."""
+        from modelsafe._handlers.numpy import dtype_to_json
+
+        self.buffers.append(np.ascontiguousarray(arr).tobytes())
+        return {
+            "$": "nd",
+            "dtype": dtype_to_json(arr.dtype),
+            "shape": list(arr.shape),
+            "buf": len(self.buffers) - 1,
+        }
+
+    def edit(self, path: Path_, fn: Callable[[np.ndarray[Any, Any]], Any]) -> None:
+        arr = self.array(path)
+        fn(arr)
+        self.put(path, arr)
+
+    def set(self, path: Path_, value: Any) -> None:
+        self.node(path[:-1])[path[-1]] = value  # the reference itself, if there is one
+
+    def drop(self, path: Path_) -> None:
+        """Remove the member or item at ``path``, and the buffers only it referenced."""
+        gone = sorted(_buffers_in(self.node(path[:-1])[path[-1]]), reverse=True)
+        del self.node(path[:-1])[path[-1]]
+        for index in gone:
+            del self.buffers[index]
+        for holder, key in _buffer_members(self.header["root"]):
+            holder[key] -= sum(1 for index in gone if index < holder[key])
+
+    def blob(self) -> bytes:
+        entries, data = lay_out(self.buffers)
+        self.header["buffers"] = entries
+        self.header["data_size"] = len(data)
+        self.header["types"] = used_types(self.header["root"])
+        return frame(self.header, data)
+
+
+def _buffer_members(tree: Any) -> Iterator[tuple[dict[str, Any], str]]:
+    """(node, member) for every member holding a buffer index (no table: full form)."""
+    stack = [tree]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, dict):
+            tag = x.get("$")
+            for key in ("buf", "codes", "ints", "floats", "strs"):
+                if tag in ("nd", "bytes", "bytearray", "scalars") and type(x.get(key)) is int:
+                    yield x, key
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+
+
+def _buffers_in(tree: Any) -> set[int]:
+    return {holder[key] for holder, key in _buffer_members(tree)}
+
+
+_BLOBS: dict[str, bytes] = {}
+
+
+def _surgery(model: str) -> Surgery:
+    """A fresh Surgery on the full-form file of a sample model (saved once)."""
+    if model not in _BLOBS:
+        with full_form():
+            _BLOBS[model] = modelsafe.dumps(MODELS[model][0]())
+    return Surgery(_BLOBS[model])
+
+
+TREE = ("call", "sklearn.tree._tree", "Tree")
+PREDICTOR = ("obj", "sklearn.ensemble._hist_gradient_boosting.predictor", "TreePredictor")
+BIN_MAPPER = ("obj", "sklearn.ensemble._hist_gradient_boosting.binning", "_BinMapper")
+KD_NEW = ("call", "sklearn.neighbors._kd_tree", "newObj")
+BALL_NEW = ("call", "sklearn.neighbors._ball_tree", "newObj")
+METRIC_NEW = ("call", "sklearn.metrics._dist_metrics", "newObj")
+HUBER = ("call", "sklearn._loss._loss", "CyHuberLoss")
+MULTINOMIAL = ("call", "sklearn._loss._loss", "__pyx_unpickle_CyHalfMultinomialLoss")
+
+
+def _at(s: Surgery, where: tuple[str, str, str], *rest: Any, nth: int = 0) -> Path_:
+    return (*s.find(*where, nth=nth), *rest)
+
+
+def _set_field(field: str, index: int, value: Any) -> Callable[[np.ndarray[Any, Any]], None]:
+    def fn(arr: np.ndarray[Any, Any]) -> None:
+        arr[field][index] = value
+
+    return fn
+
+
+def _internal(s: Surgery, nodes: Path_, leaf: Callable[[Any], Any], nth: int = 0) -> int:
+    arr = s.array(nodes)
+    return int(np.flatnonzero(~leaf(arr))[nth])
+
+
+def _tree_leaf(a: Any) -> Any:
+    return a["left_child"] == -1
+
+
+def _hgb_leaf(a: Any) -> Any:
+    return a["is_leaf"] == 1
+
+
+# Each case: (model, edit of its Surgery, class the error names, text of the invariant).
+Case = tuple[str, Callable[[Surgery], None], str, str]
+
+
+def _tree_cases() -> dict[str, Case]:
+    tree = "sklearn.tree._tree.Tree"
+    dtc = "decision_tree_classifier"
+
+    def nodes(s: Surgery) -> Path_:
+        return _at(s, TREE, "state", "nodes")
+
+    def second_parent(s: Surgery) -> None:
+        # The root's right child becomes node 1's left child, which then has two parents.
+        root, first_left = (_internal(s, nodes(s), _tree_leaf, k) for k in (0, 1))
+        child = int(s.array(nodes(s))["left_child"][first_left])
+        s.edit(nodes(s), _set_field("right_child", root, child))
+
+    def shorter_values(s: Surgery) -> None:
+        path = _at(s, TREE, "state", "values")
+        s.put(path, s.array(path)[:, :, :2].copy())
+
+    def float_features(s: Surgery) -> None:
+        a = s.array(nodes(s))
+        s.put(
+            nodes(s),
+            a.astype([(n, "<f8" if n == "feature" else a.dtype[n]) for n in a.dtype.names]),
+        )
+
+    return {
+        "tree child out of range": (
+            dtc,
+            lambda s: s.edit(nodes(s), _set_field("left_child", 0, 900)),
+            tree,
+            "children_left[0] = 900 is outside [1, ",
+        ),
+        "tree cycle": (
+            dtc,
+            lambda s: s.edit(
+                nodes(s), _set_field("right_child", _internal(s, nodes(s), _tree_leaf, 2), 0)
+            ),
+            tree,
+            "does not come after node",
+        ),
+        "tree node with two parents": (
+            dtc,
+            second_parent,
+            tree,
+            "(every node but the root must have exactly one parent)",
+        ),
+        "tree half leaf": (
+            dtc,
+            lambda s: s.edit(
+                nodes(s),
+                _set_field("right_child", int(np.flatnonzero(_tree_leaf(s.array(nodes(s))))[0]), 1),
+            ),
+            tree,
+            "a leaf has both children -1",
+        ),
+        "tree feature out of range": (
+            dtc,
+            lambda s: s.edit(nodes(s), _set_field("feature", 0, 10**9)),
+            tree,
+            "feature[0] = 1000000000 is outside [0, 4)",
+        ),
+        "tree negative feature": (
+            dtc,
+            lambda s: s.edit(nodes(s), _set_field("feature", 0, -(10**9))),
+            tree,
+            "feature[0] = -1000000000 is outside [0, 4)",
+        ),
+        "tree missing_go_to_left not a flag": (
+            dtc,
+            lambda s: s.edit(nodes(s), _set_field("missing_go_to_left", 3, 7)),
+            tree,
+            "missing_go_to_left[3] = 7 is not 0 or 1",
+        ),
+        "tree node_count larger than nodes": (
+            dtc,
+            lambda s: s.set(_at(s, TREE, "state", "node_count"), 100_000),
+            tree,
+            "node_count = 100000 but nodes holds",
+        ),
+        "tree max_depth below the real depth": (
+            dtc,
+            lambda s: s.set(_at(s, TREE, "state", "max_depth"), 1),
+            tree,
+            "max_depth = 1, but the deepest leaf is at depth",
+        ),
+        "tree values of the wrong shape": (dtc, shorter_values, tree, "values has shape"),
+        "tree nodes of the wrong dtype": (dtc, float_features, tree, "field 'feature'"),
+        "tree without state": (
+            dtc,
+            lambda s: s.drop(_at(s, TREE, "state")),
+            tree,
+            "a Tree needs its state",
+        ),
+        "tree n_outputs beyond n_classes": (
+            dtc,
+            lambda s: s.set(_at(s, TREE, "args", 2), 50),
+            tree,
+            "n_classes has 1 entries but n_outputs = 50",
+        ),
+        "tree zero classes": (
+            dtc,
+            lambda s: s.edit(_at(s, TREE, "args", 1), lambda a: a.__setitem__(0, 0)),
+            tree,
+            "n_classes[0] = 0 is not a positive count",
+        ),
+        "tree fewer features than it splits on": (
+            dtc,
+            lambda s: s.set(_at(s, TREE, "args", 0), 2),
+            tree,
+            "is outside [0, 2)",
+        ),
+        "decision tree wider than the model": (
+            dtc,
+            lambda s: s.set(("state", "n_features_in_"), 2),
+            "sklearn.tree._classes.DecisionTreeClassifier",
+            "tree_ splits on 4 features but the model takes 2",
+        ),
+        "decision tree with more outputs than its tree": (
+            dtc,
+            lambda s: s.set(("state", "n_outputs_"), 3),
+            "sklearn.tree._classes.DecisionTreeClassifier",
+            "n_outputs_ = 3 but tree_ has 1",
+        ),
+        "decision tree without n_features_in_": (
+            dtc,
+            lambda s: s.drop(("state", "n_features_in_")),
+            "sklearn.tree._classes.DecisionTreeClassifier",
+            "needs n_features_in_",
+        ),
+    }
+
+
+def _ensemble_cases() -> dict[str, Case]:
+    def stages(s: Surgery) -> None:
+        s.set(("state", "n_trees_per_iteration_"), 1)
+
+    def narrow_feature_subsets(s: Surgery) -> None:
+        path = ("state", "estimators_features_", 0)
+        s.put(path, s.array(path)[:2].copy())
+
+    def one_class_init(s: Surgery) -> None:
+        # predict_proba of this DummyClassifier has one column; the trees write to three.
+        init = ("state", "init_", "state")
+        s.set((*init, "n_classes_"), 1)
+        for key in ("classes_", "class_prior_"):
+            s.put((*init, key), s.array((*init, key))[:1].copy())
+
+    return {
+        "forest wider than its trees": (
+            "random_forest",
+            lambda s: s.set(("state", "n_features_in_"), 3),
+            "sklearn.ensemble._forest.RandomForestClassifier",
+            "estimators_[0].tree_ splits on 4 features but the model takes 3",
+        ),
+        "regression forest narrower than its trees": (
+            "extra_trees",
+            lambda s: s.set(("state", "n_features_in_"), 6),
+            "sklearn.ensemble._forest.ExtraTreesRegressor",
+            "splits on 5 features but the model takes 6",
+        ),
+        "forest without n_features_in_": (
+            "random_forest",
+            lambda s: s.drop(("state", "n_features_in_")),
+            "sklearn.ensemble._forest.RandomForestClassifier",
+            "needs n_features_in_",
+        ),
+        "isolation forest feature subsets per tree": (
+            "isolation_forest",
+            lambda s: s.drop(("state", "estimators_features_", 3)),
+            "sklearn.ensemble._iforest.IsolationForest",
+            "4 estimators_ but 3 estimators_features_",
+        ),
+        "isolation forest feature subset": (
+            "isolation_forest",
+            narrow_feature_subsets,
+            "sklearn.ensemble._iforest.IsolationForest",
+            "estimators_features_[0] has 2 columns, not 3",
+        ),
+        "isolation forest max_features": (
+            "isolation_forest",
+            lambda s: s.set(("state", "_max_features"), 2),
+            "sklearn.ensemble._iforest.IsolationForest",
+            "has 3 columns, not 2",
+        ),
+        "gradient boosting trees per stage": (
+            "gradient_boosting",
+            stages,
+            "sklearn.ensemble._gb.GradientBoostingClassifier",
+            "estimators_ has 3 trees per stage, n_trees_per_iteration_ = 1",
+        ),
+        "gradient boosting wider than its trees": (
+            "gradient_boosting",
+            lambda s: s.set(("state", "n_features_in_"), 2),
+            "sklearn.ensemble._gb.GradientBoostingClassifier",
+            "splits on 4 features but the model takes 2",
+        ),
+        "gradient boosting init narrower than the stages": (
+            "gradient_boosting",
+            one_class_init,
+            "sklearn.ensemble._gb.GradientBoostingClassifier",
+            "init_ predicts 1 column(s) but the model adds 3",
+        ),
+    }
+
+
+def _hgb_cases() -> dict[str, Case]:
+    pred = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
+    hgb = (
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier"
+    )
+    mapper = "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper"
+    cat = "hist_gradient_boosting_categorical"
+
+    def nodes(s: Surgery, nth: int = 0) -> Path_:
+        return _at(s, PREDICTOR, "state", "nodes", nth=nth)
+
+    def categorical_node(s: Surgery) -> tuple[Path_, int]:
+        for k in range(5):
+            a = s.array(nodes(s, k))
+            hit = np.flatnonzero((a["is_leaf"] == 0) & (a["is_categorical"] == 1))
+            if len(hit):
+                return nodes(s, k), int(hit[0])
+        raise AssertionError("no categorical split in the sample")
+
+    def bitset_out_of_range(s: Surgery) -> None:
+        path, i = categorical_node(s)
+        s.edit(path, _set_field("bitset_idx", i, 4_000_000))
+
+    def numerical_in_mapper(s: Surgery) -> None:
+        s.edit(_at(s, BIN_MAPPER, "state", "is_categorical_"), lambda a: a.__setitem__(0, 0))
+
+    def bitsets_shape(s: Surgery) -> None:
+        path, _ = categorical_node(s)
+        bits = (*path[:-1], "raw_left_cat_bitsets")
+        s.put(bits, s.array(bits).reshape(-1, 4).copy())
+
+    return {
+        "predictor child out of range": (
+            "hist_gradient_boosting",
+            lambda s: s.edit(nodes(s), _set_field("left", 0, 1_000_000)),
+            pred,
+            "left[0] = 1000000 is outside [1, ",
+        ),
+        "predictor cycle": (
+            "hist_gradient_boosting",
+            lambda s: s.edit(
+                nodes(s), _set_field("right", _internal(s, nodes(s), _hgb_leaf, 0), 0)
+            ),
+            pred,
+            "does not come after node",
+        ),
+        "predictor leaf flag": (
+            "hist_gradient_boosting",
+            lambda s: s.edit(nodes(s), _set_field("is_leaf", 0, 9)),
+            pred,
+            "is_leaf[0] = 9 is not 0 or 1",
+        ),
+        "predictor bitset out of range": (cat, bitset_out_of_range, pred, "bitset_idx["),
+        "predictor bitsets of the wrong shape": (cat, bitsets_shape, pred, "expected (n, 8)"),
+        "predictor without state": (
+            "hist_gradient_boosting",
+            lambda s: s.drop(_at(s, PREDICTOR, "state")),
+            pred,
+            "needs its state",
+        ),
+        "model narrower than its predictors": (
+            "hist_gradient_boosting",
+            lambda s: s.edit(nodes(s), _set_field("feature_idx", 0, 9)),
+            hgb,
+            "feature_idx[0] = 9 is outside [0, 4)",
+        ),
+        "model with other predictors per iteration": (
+            "hist_gradient_boosting",
+            lambda s: s.set(("state", "n_trees_per_iteration_"), 2),
+            hgb,
+            "_predictors[0] must be a list of 2 predictors",
+        ),
+        "categorical split on a numerical feature": (
+            cat,
+            numerical_in_mapper,
+            hgb,
+            "which the bin mapper holds as numerical",
+        ),
+        "bin mapper missing-values bin": (
+            "hist_gradient_boosting",
+            lambda s: s.set(_at(s, BIN_MAPPER, "state", "missing_values_bin_idx_"), 300),
+            mapper,
+            "missing_values_bin_idx_ = 300 is outside [0, 255]",
+        ),
+        "bin mapper thresholds per feature": (
+            "hist_gradient_boosting",
+            lambda s: s.node(_at(s, BIN_MAPPER, "state", "bin_thresholds_")).append(
+                s.new_array(np.arange(3.0))
+            ),
+            mapper,
+            "bin_thresholds_ 5",
+        ),
+        "bin mapper category out of range": (
+            cat,
+            lambda s: s.edit(
+                _at(s, BIN_MAPPER, "state", "bin_thresholds_", 0), lambda a: a.__setitem__(0, 300)
+            ),
+            mapper,
+            "not a category",
+        ),
+    }
+
+
+def _neighbors_cases() -> dict[str, Case]:
+    kd = "sklearn.neighbors._kd_tree.newObj"
+    ball = "sklearn.neighbors._ball_tree.newObj"
+    metric = "sklearn.metrics._dist_metrics.newObj"
+    knn = "kneighbors_kd_tree"
+
+    def state(s: Surgery, new: tuple[str, str, str], i: int) -> Path_:
+        return _at(s, new, "state", "v", i)
+
+    def duplicate_index(s: Surgery) -> None:
+        s.edit(state(s, KD_NEW, 1), lambda a: a.__setitem__(0, a[1]))
+
+    def last_level_not_leaf(s: Surgery) -> None:
+        s.edit(state(s, KD_NEW, 2), _set_field("is_leaf", -1, 0))
+
+    def bounds_shape(s: Surgery) -> None:
+        path = state(s, KD_NEW, 3)
+        b = s.array(path)
+        s.put(path, b.reshape(b.shape[1], b.shape[0], b.shape[2]).copy())
+
+    def mahalanobis(fn: Callable[[np.ndarray[Any, Any]], np.ndarray[Any, Any]]) -> Any:
+        def edit(s: Surgery) -> None:
+            path = _at(s, METRIC_NEW, "state", "v", 2)
+            s.put(path, fn(s.array(path)))
+
+        return edit
+
+    def short_weights(s: Surgery) -> None:
+        path = state(s, BALL_NEW, 12)
+        s.put(path, s.array(path)[:100].copy())
+
+    def swap_metric(s: Surgery) -> None:
+        s.set(_at(s, METRIC_NEW, "args", 0, "name"), "HaversineDistance64")
+
+    def tree_as_metric(s: Surgery) -> None:
+        s.set(
+            _at(s, METRIC_NEW, "args", 0),
+            {"$": "global", "module": "sklearn.neighbors._kd_tree", "name": "KDTree"},
+        )
+
+    def metric_as_tree(s: Surgery) -> None:
+        s.set(
+            _at(s, KD_NEW, "args", 0),
+            {
+                "$": "global",
+                "module": "sklearn.metrics._dist_metrics",
+                "name": "EuclideanDistance64",
+            },
+        )
+
+    def made_with_new(
+        new: tuple[str, str, str], module: str, name: str, edit: Callable[[Surgery], None]
+    ) -> Callable[[Surgery], None]:
+        """The object as an ``obj`` node (``cls.__new__`` and the state), which a caller
+        allows by trusting the class: the class's own validator must run."""
+
+        def run(s: Surgery) -> None:
+            edit(s)
+            node = s.node(_at(s, new))
+            node.update({"$": "obj", "module": module, "name": name})
+            del node["args"]
+
+        return run
+
+    kd_class = "sklearn.neighbors._kd_tree.KDTree"
+    maha_class = "sklearn.metrics._dist_metrics.MahalanobisDistance64"
+    new_kd = functools.partial(made_with_new, KD_NEW, "sklearn.neighbors._kd_tree", "KDTree")
+    new_maha = functools.partial(
+        made_with_new, METRIC_NEW, "sklearn.metrics._dist_metrics", "MahalanobisDistance64"
+    )
+    return {
+        "kd tree by __new__ with an index out of range": (
+            knn,
+            new_kd(lambda s: s.edit(state(s, KD_NEW, 1), lambda a: a.__setitem__(3, -5))),
+            kd_class,
+            "idx_array[3] = -5 is outside [0, 150)",
+        ),
+        "kd tree by __new__ with a node beyond the data": (
+            knn,
+            new_kd(lambda s: s.edit(state(s, KD_NEW, 2), _set_field("idx_end", 2, 10**6))),
+            kd_class,
+            "idx_end[2] = 1000000 is outside [0, 151)",
+        ),
+        "kd tree by __new__ without state": (
+            knn,
+            new_kd(lambda s: s.drop(_at(s, KD_NEW, "state"))),
+            kd_class,
+            "must be a tuple of 13 values",
+        ),
+        "metric by __new__ not square": (
+            "nearest_neighbors_mahalanobis",
+            new_maha(mahalanobis(lambda m: m.reshape(2, 8).copy())),
+            maha_class,
+            "must be square",
+        ),
+        "metric by __new__ with a NaN p": (
+            "nearest_neighbors_mahalanobis",
+            new_maha(
+                lambda s: s.set(_at(s, METRIC_NEW, "state", "v", 0), {"$": "float", "v": "nan"})
+            ),
+            maha_class,
+            "p = nan must be positive",
+        ),
+        "metric by __new__ without state": (
+            "nearest_neighbors_mahalanobis",
+            new_maha(lambda s: s.drop(_at(s, METRIC_NEW, "state"))),
+            maha_class,
+            "must be a tuple of 3 values",
+        ),
+        "kd tree index not a permutation": (knn, duplicate_index, kd, "is not a permutation"),
+        "kd tree index out of range": (
+            knn,
+            lambda s: s.edit(state(s, KD_NEW, 1), lambda a: a.__setitem__(0, 10**9)),
+            kd,
+            "idx_array[0] = 1000000000 is outside [0, 150)",
+        ),
+        "kd tree node range beyond the data": (
+            knn,
+            lambda s: s.edit(state(s, KD_NEW, 2), _set_field("idx_end", 1, 10**6)),
+            kd,
+            "idx_end[1] = 1000000 is outside [0, 151)",
+        ),
+        "kd tree node range reversed": (
+            knn,
+            lambda s: s.edit(state(s, KD_NEW, 2), _set_field("idx_start", 1, 140)),
+            kd,
+            "idx_start = 140 > idx_end",
+        ),
+        "kd tree last level not a leaf": (knn, last_level_not_leaf, kd, "is not a leaf"),
+        "kd tree n_nodes": (
+            knn,
+            lambda s: s.set(state(s, KD_NEW, 6), 99),
+            kd,
+            "n_nodes = 99",
+        ),
+        "kd tree leaf_size zero": (
+            knn,
+            lambda s: s.set(state(s, KD_NEW, 4), 0),
+            kd,
+            "leaf_size = 0 is outside",
+        ),
+        "kd tree node_bounds shape": (knn, bounds_shape, kd, "node_bounds has shape"),
+        "kd tree without state": (
+            knn,
+            lambda s: s.drop(_at(s, KD_NEW, "state")),
+            kd,
+            "must be a tuple of 13 values",
+        ),
+        "kd tree made of a metric class": (knn, metric_as_tree, kd, "only makes a KDTree"),
+        "kd tree with a ball-tree metric": (
+            knn,
+            swap_metric,
+            kd,
+            "cannot use the metric",
+        ),
+        "ball tree short sample_weight": (
+            "kernel_density",
+            short_weights,
+            ball,
+            "sample_weight has 100 entries for 150 points",
+        ),
+        "ball tree data wider than its bounds": (
+            "kneighbors_ball_tree",
+            lambda s: s.put(
+                ("state", "_fit_X"),
+                np.c_[s.array(("state", "_fit_X")), s.array(("state", "_fit_X"))],
+            ),
+            ball,
+            "node_bounds has shape",
+        ),
+        "metric not square": (
+            "nearest_neighbors_mahalanobis",
+            mahalanobis(lambda m: m.reshape(2, 8).copy()),
+            metric,
+            "must be square",
+        ),
+        "metric sized for other data": (
+            "nearest_neighbors_mahalanobis",
+            mahalanobis(lambda m: np.eye(6)),
+            ball,
+            "sized for 6 features, the data has 4",
+        ),
+        "metric negative p": (
+            "nearest_neighbors_mahalanobis",
+            lambda s: s.set(_at(s, METRIC_NEW, "state", "v", 0), -1.0),
+            metric,
+            "p = -1.0 must be positive",
+        ),
+        "seuclidean variances sized for other data": (
+            "nearest_neighbors_seuclidean",
+            lambda s: s.put(_at(s, METRIC_NEW, "state", "v", 1), np.ones(3)),
+            ball,
+            "sized for 3 features, the data has 4",
+        ),
+        "metric made of a tree class": (knn, tree_as_metric, metric, "only makes a concrete"),
+        "neighbors fit data narrower than the model": (
+            "nearest_neighbors_seuclidean",
+            lambda s: s.set(("state", "n_features_in_"), 5),
+            "sklearn.neighbors._unsupervised.NearestNeighbors",
+            "_fit_X has 4 columns but n_features_in_ = 5",
+        ),
+        "neighbors without n_features_in_": (
+            knn,
+            lambda s: s.drop(("state", "n_features_in_")),
+            "sklearn.neighbors._classification.KNeighborsClassifier",
+            "needs n_features_in_",
+        ),
+        "neighbors fit data wider than the model": (
+            "kneighbors_ball_tree",
+            lambda s: s.set(("state", "n_features_in_"), 2),
+            "sklearn.neighbors._classification.KNeighborsClassifier",
+            "_fit_X has 4 columns but n_features_in_ = 2",
+        ),
+    }
+
+
+def _kmeans_cases() -> dict[str, Case]:
+    kmeans = "sklearn.cluster._kmeans.KMeans"
+    centers = ("state", "cluster_centers_")
+    return {
+        "kmeans centers narrower than the input": (
+            "kmeans",
+            lambda s: s.put(centers, s.array(centers)[:, :1].copy()),
+            kmeans,
+            "cluster_centers_ has 1 columns but n_features_in_ = 4",
+        ),
+        "kmeans centers wider than the input": (
+            "kmeans",
+            lambda s: s.put(centers, np.hstack([s.array(centers)] * 2)),
+            kmeans,
+            "cluster_centers_ has 8 columns but n_features_in_ = 4",
+        ),
+        "kmeans without n_features_in_": (
+            "kmeans",
+            lambda s: s.drop(("state", "n_features_in_")),
+            kmeans,
+            "needs n_features_in_",
+        ),
+    }
+
+
+def _loss_cases() -> dict[str, Case]:
+    huber = "sklearn._loss._loss.CyHuberLoss"
+    unpickle = "sklearn._loss._loss.__pyx_unpickle_CyHalfMultinomialLoss"
+    return {
+        "loss with two parameters": (
+            "gradient_boosting_huber",
+            lambda s: s.node(_at(s, HUBER, "args")).append(1.0),
+            huber,
+            "CyHuberLoss takes one argument (delta)",
+        ),
+        "loss parameter not a number": (
+            "gradient_boosting_huber",
+            lambda s: s.set(_at(s, HUBER, "args", 0), "wide"),
+            huber,
+            "delta must be a number",
+        ),
+        "loss parameter infinite": (
+            "gradient_boosting_huber",
+            lambda s: s.set(_at(s, HUBER, "args", 0), {"$": "float", "v": "inf"}),
+            huber,
+            "is not finite",
+        ),
+        "loss given a state": (
+            "gradient_boosting_huber",
+            lambda s: s.set(_at(s, HUBER, "state"), {"delta": 1.0}),
+            huber,
+            "takes no state",
+        ),
+        "multinomial unpickled with a state": (
+            "gradient_boosting",
+            lambda s: s.set(_at(s, MULTINOMIAL, "args", 2), {"$": "tuple", "v": [1, 2]}),
+            unpickle,
+            "the state must be ()",
+        ),
+        "multinomial unpickled as another class": (
+            "gradient_boosting",
+            lambda s: s.set(
+                _at(s, MULTINOMIAL, "args", 0),
+                {"$": "global", "module": "sklearn.neighbors._kd_tree", "name": "KDTree"},
+            ),
+            unpickle,
+            "only rebuilds CyHalfMultinomialLoss",
+        ),
+        "multinomial unpickled with a text checksum": (
+            "gradient_boosting",
+            lambda s: s.set(_at(s, MULTINOMIAL, "args", 1), "238750788"),
+            unpickle,
+            "checksum must be an integer",
+        ),
+    }
+
+
+CASES: dict[str, Case] = {
+    **_tree_cases(),
+    **_ensemble_cases(),
+    **_hgb_cases(),
+    **_neighbors_cases(),
+    **_kmeans_cases(),
+    **_loss_cases(),
+}
+
+
+# -- the child process -------------------------------------------------------------------------
+
+
+def _child_main() -> None:
+    """Load each case, and when it loads, call its prediction methods; one JSON line per
+    case, and a marker before each so the parent knows which case killed the child."""
+    directory = Path(sys.argv[1])
+    start = int(sys.argv[2])
+    cases = json.loads((directory / "cases.json").read_text())
+    with (
+        open(directory / "progress", "a") as progress,
+        open(directory / "results.jsonl", "a") as results,
+    ):
+        for i in range(start, len(cases)):
+            case = cases[i]
+            progress.write(f"{i}\n")
+            progress.flush()
+            os.fsync(progress.fileno())
+            blob = (directory / f"case{i}.msafe").read_bytes()
+            out: dict[str, Any] = {"index": i, "error": None, "modelsafe": False, "message": ""}
+            try:
+                model = modelsafe.loads(blob, trusted=case["trusted"])
+            except Exception as exc:
+                out["error"] = type(exc).__name__
+                out["modelsafe"] = isinstance(exc, modelsafe.ModelSafeError)
+                out["message"] = str(exc)[:500]
+            else:
+                x = np.load(directory / f"{case['x']}.npy")
+                try:
+                    out["outputs"] = outputs(model, x)
+                except Exception as exc:  # predict refused: reported, not a crash
+                    out["predict_error"] = f"{type(exc).__name__}: {exc}"[:300]
+            results.write(json.dumps(out) + "\n")
+            results.flush()
+
+
+def run_cases(
+    cases: dict[str, tuple[bytes, list[str], str]],
+    directory: Path,
+    *,
+    timeout: float = 120,
+    prelude: str = "",
+) -> dict[str, Any]:
+    """Run ``name -> (file, trusted names, input)`` in child processes under an address
+    space cap. A child killed by a signal marks its case ``crashed``, one that runs out of
+    time marks it ``hung`` (an endless walk); the remaining cases go on in a new child."""
+    names = list(cases)
+    meta = []
+    for i, (blob, trusted, x) in enumerate(cases.values()):
+        (directory / f"case{i}.msafe").write_bytes(blob)
+        meta.append({"trusted": trusted, "x": x})
+    for key in {m["x"] for m in meta}:
+        np.save(directory / f"{key}.npy", DATA[key])
+    (directory / "cases.json").write_text(json.dumps(meta))
+    env = dict(os.environ, PYTHONPATH=str(REPO), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    script = (
+        prelude + "from tests.handlers.test_sklearn_internals import _child_main; _child_main()"
+    )
+    cap = 4 << 30
+    results: dict[str, Any] = {}
+    start = 0
+    while start < len(names):
+        child = subprocess.Popen(
+            [sys.executable, "-c", script, str(directory), str(start)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap)),
+        )
+        try:
+            _, stderr = child.communicate(timeout=timeout)
+            verdict: dict[str, Any] = {"crashed": child.returncode, "stderr": stderr[-1500:]}
+        except subprocess.TimeoutExpired:
+            child.kill()
+            _, stderr = child.communicate()
+            verdict = {"crashed": "hung", "stderr": stderr[-1500:]}
+        for line in (directory / "results.jsonl").read_text().splitlines():
+            out = json.loads(line)
+            results[names[out["index"]]] = out
+        if child.returncode == 0:
+            break
+        dead = int((directory / "progress").read_text().split()[-1])
+        results[names[dead]] = verdict
+        start = dead + 1
+    return results
+
+
+@pytest.fixture(scope="module")
+def crafted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every crafted case and the untampered file of every model, run in one child."""
+    runs: dict[str, tuple[bytes, list[str], str]] = {}
+    for name, (model, edit, _cls, _text) in CASES.items():
+        s = _surgery(model)
+        edit(s)
+        runs[name] = (s.blob(), _trusted(model, name), MODELS[model][1])
+    for model in MODELS:
+        runs[f"control {model}"] = (_surgery(model).blob(), _trusted(model), MODELS[model][1])
+    return run_cases(runs, tmp_path_factory.mktemp("crafted"))
+
+
+def _trusted(model: str, case: str = "") -> list[str]:
+    """What a caller passes in ``trusted=``: the names the default set lacks."""
+    names: list[str] = []
+    if "by __new__" in case:
+        names.append(CASES[case][2])  # the class, for the ``new`` use
+    return names
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_crafted_state_is_a_format_error(crafted: dict[str, Any], case: str) -> None:
+    got = crafted[case]
+    assert "crashed" not in got, f"the child died (exit {got['crashed']}):\n{got['stderr']}"
+    _model, _edit, cls, text = CASES[case]
+    assert got["error"] == "FormatError", f"not refused: {got}"
+    assert f"invalid {cls}: " in got["message"], got["message"]
+    assert text in got["message"], got["message"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_untampered_files_load_and_predict_the_same_in_the_child(
+    crafted: dict[str, Any], model: str
+) -> None:
+    """The positive control of the crafted cases: the same surgery without an edit."""
+    got = crafted[f"control {model}"]
+    assert got.get("error") is None and "crashed" not in got, got
+    make, x = MODELS[model]
+    assert got["outputs"] == outputs(make(), DATA[x])
+
+
+def test_every_validator_has_three_crafted_cases() -> None:
+    """At least three crafted files reach each validator (by its pair of checks)."""
+    from modelsafe._handlers.sklearn import VALIDATORS
+
+    def family(v: Any) -> tuple[str, str]:
+        return (getattr(v.args, "__qualname__", ""), getattr(v.state, "__qualname__", ""))
+
+    count = dict.fromkeys({family(v) for v in VALIDATORS.values()}, 0)
+    for _m, _e, cls, _t in CASES.values():
+        count[family(VALIDATORS[cls])] += 1
+    assert min(count.values()) >= 3, count
+
+
+# Without validation, these files kill the process (SIGSEGV, SIGABRT) or never return. A read
+# past an array's end crashes only when it leaves mapped memory, so one of them may survive a
+# given run by luck (reading garbage instead); the test allows that much.
+UNSAFE = (
+    "tree without state",
+    "tree child out of range",
+    "predictor child out of range",
+    "predictor bitset out of range",
+    "kd tree index out of range",
+)
+
+
+@pytest.mark.slow
+def test_without_validation_these_files_crash(tmp_path: Path) -> None:
+    """The threat is real: the same files, loaded in a child whose loader skips the
+    validators, crash or hang it, at load or at predict."""
+    runs = {}
+    for name in UNSAFE:
+        model, edit, _cls, _text = CASES[name]
+        s = _surgery(model)
+        edit(s)
+        runs[name] = (s.blob(), _trusted(model), MODELS[model][1])
+    off = "import modelsafe._graph.decode as d; d.validator_for = lambda name: None\n"
+    results = run_cases(runs, tmp_path, timeout=30, prelude=off)
+    survived = {name: got for name, got in results.items() if "crashed" not in got}
+    assert len(survived) <= 1, survived
+
+
+def _binary_trees() -> dict[str, Callable[[], Any]]:
+    from sklearn.neighbors import _ball_tree, _kd_tree
+
+    x = DATA["iris"]
+    return {
+        "KDTree": lambda: _kd_tree.KDTree(x, leaf_size=5),
+        "KDTree64 chebyshev": lambda: _kd_tree.KDTree64(x, metric="chebyshev"),
+        "KDTree32 minkowski": lambda: _kd_tree.KDTree32(
+            x.astype(np.float32), metric="minkowski", p=3
+        ),
+        "BallTree weighted minkowski": lambda: _ball_tree.BallTree(
+            x, leaf_size=3, metric="minkowski", p=1.5, w=np.arange(1.0, 5.0)
+        ),
+        "BallTree64 canberra": lambda: _ball_tree.BallTree64(x, metric="canberra"),
+        "BallTree32 euclidean": lambda: _ball_tree.BallTree32(x.astype(np.float32)),
+        "BallTree python metric": lambda: _ball_tree.BallTree(
+            x[:40], metric=_scipy_euclidean(), leaf_size=8
+        ),
+    }
+
+
+def _scipy_euclidean() -> Any:
+    from scipy.spatial.distance import euclidean
+
+    return euclidean
+
+
+BINARY_TREES = _binary_trees()
+
+
+@pytest.mark.parametrize("name", BINARY_TREES)
+def test_binary_trees_of_every_kind_load(name: str) -> None:
+    """KD and ball trees in both precisions and with sized metrics pass the validators and
+    answer queries as before."""
+    tree = BINARY_TREES[name]()
+    data = modelsafe.dumps(tree)
+    got = modelsafe.loads(data, trusted=modelsafe.untrusted_types(data))
+    assert modelsafe.untrusted_types(data) in ([], ["scipy.spatial.distance.euclidean"])
+    x = np.asarray(tree.data)[:10]
+    for a, b in zip(tree.query(x, k=3), got.query(x, k=3), strict=True):
+        assert np.array_equal(a, b)
+    assert np.array_equal(tree.kernel_density(x, h=0.5), got.kernel_density(x, h=0.5))
+
+
+@pytest.mark.parametrize(
+    ("metric", "params"),
+    [
+        ("mahalanobis", {"VI": np.eye(4) * 2}),
+        ("seuclidean", {"V": np.arange(1.0, 5.0)}),
+        ("minkowski", {"p": 3, "w": np.arange(1.0, 5.0)}),
+        ("haversine", {}),
+        ("jaccard", {}),
+    ],
+)
+def test_distance_metrics_load(metric: str, params: dict[str, Any]) -> None:
+    from sklearn.metrics import DistanceMetric
+
+    m = DistanceMetric.get_metric(metric, **params)
+    got = modelsafe.loads(modelsafe.dumps(m))
+    x = DATA["iris"][:8, :2] if metric == "haversine" else DATA["iris"][:8]
+    if metric == "jaccard":
+        x = x > 3
+    assert np.array_equal(m.pairwise(x), got.pairwise(x))
+
+
+def _trust_list() -> dict[str, set[str]]:
+    from importlib import resources
+
+    text = (resources.files("modelsafe") / "_trustlists" / "sklearn_internals.txt").read_text()
+    out: dict[str, set[str]] = {}
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if words:
+            out[words[0]] = set(words[1:])
+    return out
+
+
+def test_trust_list_names_resolve_and_compiled_ones_are_validated() -> None:
+    """Every name resolves to an object that names itself so; every compiled class or
+    function trusted to be called or created has a validator (values are only passed
+    to one that has, like newObj)."""
+    import importlib
+
+    from modelsafe._graph.names import resolve
+    from modelsafe._handlers.sklearn import VALIDATORS
+
+    for name, uses in _trust_list().items():
+        module, _, attr = name.rpartition(".")
+        obj = resolve(module, attr)
+        compiled = str(getattr(importlib.import_module(module), "__file__", "")).endswith(".so")
+        if compiled and uses & {"call", "new"}:
+            assert name in VALIDATORS, name
+        assert not modelsafe._trust.never_trustable(name), name
+        assert obj is not None
