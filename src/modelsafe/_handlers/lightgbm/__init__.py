@@ -22,16 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from ..._graph.names import qualname
 from .. import Tag, Validator
 from ._text import check
 
 BOOSTER = "lightgbm.basic.Booster"
 _WRAPPERS = ("LGBMModel", "LGBMClassifier", "LGBMRegressor", "LGBMRanker")
 _MEMBERS = ("model", "best_iteration", "best_score", "params")
-
-
-def _qualname(t: type) -> str:
-    return f"{getattr(t, '__module__', '')}.{getattr(t, '__qualname__', '')}"
 
 
 # -- save -------------------------------------------------------------------------------
@@ -67,7 +64,7 @@ def _enc_booster(e: Any, booster: Any) -> Any:
 
 
 def encoder_for(t: type) -> Any:
-    return _enc_booster if _qualname(t) == BOOSTER else None
+    return _enc_booster if qualname(t) == BOOSTER else None
 
 
 # -- load -------------------------------------------------------------------------------
@@ -160,7 +157,7 @@ def _wrapper_state(obj: Any, state: Any) -> None:
     import lightgbm
 
     if type(booster) is not lightgbm.Booster:
-        raise TypeError(f"_Booster must be a {BOOSTER}, not {_qualname(type(booster))}")
+        raise TypeError(f"_Booster must be a {BOOSTER}, not {qualname(type(booster))}")
     n_features = state.get("_n_features")
     if n_features is not None and n_features != booster.num_feature():
         raise ValueError(

@@ -22,6 +22,7 @@ import json
 import weakref
 from typing import Any
 
+from ..._graph.names import qualname
 from .. import Tag, Validator
 from ._check import Summary, check
 
@@ -38,10 +39,6 @@ _WRAPPERS = (
     "XGBRFRegressor",
 )
 _CLASSIFIERS = ("XGBClassifier", "XGBRFClassifier")
-
-
-def _qualname(t: type) -> str:
-    return f"{getattr(t, '__module__', '')}.{getattr(t, '__qualname__', '')}"
 
 
 # -- save -------------------------------------------------------------------------------
@@ -78,7 +75,7 @@ def _enc_booster(e: Any, booster: Any) -> Any:
 
 
 def encoder_for(t: type) -> Any:
-    return _enc_booster if _qualname(t) == BOOSTER else None
+    return _enc_booster if qualname(t) == BOOSTER else None
 
 
 # -- load -------------------------------------------------------------------------------
@@ -136,7 +133,7 @@ def _wrapper_state(obj: Any, state: Any) -> None:
     import xgboost
 
     if type(booster) is not xgboost.Booster:
-        raise TypeError(f"_Booster must be an {BOOSTER}, not {_qualname(type(booster))}")
+        raise TypeError(f"_Booster must be an {BOOSTER}, not {qualname(type(booster))}")
     if cls.__name__ in _CLASSIFIERS and "n_classes_" in state:
         n_classes = state["n_classes_"]
         if type(n_classes) is not int or n_classes < 1:
