@@ -125,6 +125,16 @@ def best(times: list[float]) -> float:
     return min(times[1:]) if len(times) > 1 else times[0]
 
 
+def settle_writeback(*_: Any) -> None:
+    """Flush every dirty page to disk, untimed, before and between timed saves.
+
+    Without it the kernel writes back one run's (or one tool's) file while the next
+    run is timed, and whichever tool happens to come next pays for it.
+    """
+    if hasattr(os, "sync"):
+        os.sync()
+
+
 def warm_page_cache(path: str) -> None:
     """Read the whole file once so loads are timed with it in the page cache."""
     with open(path, "rb", buffering=0) as f:
@@ -158,9 +168,11 @@ def measure_speed(
             out["correct"] = bool(case.equal(original, loaded))
 
     for phase, op, between in (
-        ("save", save, lambda i, r: None),
+        ("save", save, settle_writeback),
         ("load", lambda: tool.load(path), check),
     ):
+        if phase == "save":
+            settle_writeback()
         if phase == "load":
             out["size_bytes"] = os.path.getsize(path)
             warm_page_cache(path)

@@ -42,6 +42,7 @@ from benchmarks.measure import (
     best,
     current_rss_mb,
     peak_rss_mb,
+    settle_writeback,
     time_limit,
     timed_runs,
     vm_hwm_mb,
@@ -236,9 +237,11 @@ def pair(
             out["check_error"] = describe_error("predict", exc)["error"]
 
     for phase, op, between in (
-        ("save", save, lambda i, r: None),
+        ("save", save, settle_writeback),
         ("load", lambda: tool.load(path), check),
     ):
+        if phase == "save":
+            settle_writeback()
         if phase == "load":
             out["size_bytes"] = os.path.getsize(path)
             warm_page_cache(path)
