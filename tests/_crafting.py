@@ -232,6 +232,8 @@ def used_types(root: Any) -> list[str]:
             names.add(_STDLIB_TAGS[tag])
         elif tag == "path":
             names.add(f"pathlib.{node['kind']}")
+        elif tag == "sk.tree":
+            names.add("sklearn.tree._tree.Tree")
         elif tag in _RNG_TAGS:
             names.add(f"numpy.random.{node['bitgen']}")
             if _RNG_TAGS[tag]:

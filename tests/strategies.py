@@ -372,6 +372,9 @@ scalar_lists: T = st.one_of(
     st.lists(ints, min_size=64, max_size=90),  # with big ints: not packable
     st.lists(texts, min_size=64, max_size=90),
     st.lists(json_atoms, min_size=64, max_size=90),
+    # str-keyed dicts of scalars: packed as a keys column and a scalars node (sdict)
+    st.dictionaries(texts, json_atoms, min_size=64, max_size=90),
+    st.dictionaries(texts, st.integers(-(1 << 63), (1 << 63) - 1), min_size=64, max_size=90),
 )
 
 leaves: T = st.one_of(

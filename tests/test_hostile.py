@@ -1063,6 +1063,59 @@ def test_packed_scalars_data_disagreements(case: str, reject: Callable[..., Any]
     reject(craft(node, buffers, types=[]), FormatError, entries=LOADERS)
 
 
+# -- packed dicts (sdict: str keys, packed scalar values) --------------------------------------
+
+_INTS2 = {"$": "scalars", "n": 2, "kind": "int", "ints": 1}
+
+
+def test_packed_dict_positive_control() -> None:
+    node = {"$": "sdict", "keys": 0, "v": _INTS2}
+    assert modelsafe.loads(craft(node, [b"a\x00b", i8(1, 2)])) == {"a": 1, "b": 2}
+    node = {"$": "sdict", "keys": ["x", "y"], "v": {**_INTS2, "ints": 0}}
+    assert modelsafe.loads(craft(node, [i8(3, 4)])) == {"x": 3, "y": 4}
+
+
+_KEYS_AB = b"a\x00b"
+
+
+def sd(keys: Any, v: Any = None, **extra: Any) -> dict[str, Any]:
+    """An sdict node over ``keys``; ``v`` defaults to two int64s in buffer 0."""
+    return {"$": "sdict", "keys": keys, "v": {**_INTS2, "ints": 0} if v is None else v, **extra}
+
+
+SDICT_HEADER_CASES: dict[str, tuple[dict[str, Any], list[bytes]]] = {
+    "no keys": ({"$": "sdict", "v": {**_INTS2, "ints": 0}}, [i8(1, 2)]),
+    "no values": ({"$": "sdict", "keys": ["a", "b"]}, []),
+    "values not a scalars node": (sd(["a", "b"], [1, 2]), []),
+    "values a list node": (sd(["a"], {"$": "list", "v": [1], "id": 0}), []),
+    "values carry an id": (sd(["a", "b"], {**_INTS2, "ints": 0, "id": 0}), [i8(1, 2)]),
+    "keys list shorter than values": (sd(["a"]), [i8(1, 2)]),
+    "keys hold a number": (sd(["a", 1]), [i8(1, 2)]),
+    "keys a float": (sd(0.0), [i8(1, 2)]),
+    "keys buffer out of range": (sd(7, _INTS2), [_KEYS_AB, i8(1, 2)]),
+    "keys buffer is the values buffer": (sd(1, _INTS2), [_KEYS_AB, i8(1, 2)]),
+    "unexpected member": (sd(0, _INTS2, x=1), [_KEYS_AB, i8(1, 2)]),
+}
+SDICT_DATA_CASES: dict[str, tuple[dict[str, Any], list[bytes]]] = {
+    "3 keys for 2 values": (sd(0, _INTS2), [b"a\x00b\x00c", i8(1, 2)]),
+    "1 key for 2 values": (sd(0, _INTS2), [b"a", i8(1, 2)]),
+    "a repeated key": (sd(0, _INTS2), [b"a\x00a", i8(1, 2)]),
+    "keys: invalid UTF-8": (sd(0, _INTS2), [b"\xff\x00b", i8(1, 2)]),
+}
+
+
+@pytest.mark.parametrize("case", list(SDICT_HEADER_CASES))
+def test_packed_dict_header_disagreements(case: str, reject: Callable[..., Any]) -> None:
+    node, buffers = SDICT_HEADER_CASES[case]
+    reject(craft(node, buffers, types=[]), FormatError)
+
+
+@pytest.mark.parametrize("case", list(SDICT_DATA_CASES))
+def test_packed_dict_data_disagreements(case: str, reject: Callable[..., Any]) -> None:
+    node, buffers = SDICT_DATA_CASES[case]
+    reject(craft(node, buffers, types=[]), FormatError, entries=LOADERS)
+
+
 # -- the small-array table ("arrays" member, nodes {"$": "nd", "t": k}) ----------------------
 
 

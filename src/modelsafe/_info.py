@@ -169,6 +169,12 @@ def _walk(
     if tag == "scalars":
         yield Row(path, depth, "list", f"{node.get('n')} scalars (packed)", 0, bufs)
         return
+    if tag == "sdict":
+        v = node.get("v") if type(node.get("v")) is dict else {}
+        inner = tuple(v[k] for k in ("codes", "ints", "floats", "strs") if type(v.get(k)) is int)
+        keys = (node["keys"],) if type(node.get("keys")) is int else ()
+        yield Row(path, depth, "dict", f"{v.get('n')} keys (packed)", 0, keys + inner)
+        return
     if tag in ("list", "tuple", "set", "frozenset"):
         items = node.get("v", [])
         yield Row(path, depth, tag, f"{len(items)} items")

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -186,6 +187,13 @@ def _models() -> dict[str, tuple[Callable[[], Any], str]]:
 
 
 MODELS = _models()
+# The same models saved with their trees as ``sk.tree`` nodes (the default writer's form);
+# the other entries are edited in the generic ``call`` form (see ``full_form``).
+COMPACT = {
+    "decision_tree_compact": "decision_tree_classifier",
+    "random_forest_compact": "random_forest",
+}
+MODELS.update({name: MODELS[base] for name, base in COMPACT.items()})
 _METHODS = (
     "predict",
     "predict_proba",
@@ -244,9 +252,7 @@ def _sample(name: str) -> Callable[[], Any]:
 
 class TestSklearnInternals(HandlerConformance):
     library = ("sklearn", "scipy")
-    samples: ClassVar[dict[str, Callable[[], Any]]] = {
-        name: _sample(name) for name in MODELS
-    }
+    samples: ClassVar[dict[str, Callable[[], Any]]] = {name: _sample(name) for name in MODELS}
 
     def assert_equal(self, expected: Any, got: Any) -> None:
         """The same state, the same parameters, the same predictions on fixed data."""
@@ -379,13 +385,18 @@ Path_ = tuple[Any, ...]
 
 
 @contextlib.contextmanager
-def full_form() -> Iterator[None]:
+def full_form(*, compact_trees: bool = False) -> Iterator[None]:
     """Save every array with a buffer of its own rather than in the small-array table (a
-    layout readers accept), so that a test can give any array another size."""
+    layout readers accept), so that a test can give any array another size; and decision
+    trees in the generic ``call`` form (what older writers, and the reduce path, give)
+    unless ``compact_trees``, which keeps their ``sk.tree`` nodes."""
     import modelsafe._handlers.numpy as handler
+    import modelsafe._handlers.sklearn as sk_handler
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(handler, "SMALL_ARRAY", 0)
+        if not compact_trees:
+            mp.setattr(sk_handler, "encoder_for", lambda t: None)
         yield
 
 
@@ -520,7 +531,7 @@ _BLOBS: dict[str, bytes] = {}
 def _surgery(model: str) -> Surgery:
     """A fresh Surgery on the full-form file of a sample model (saved once)."""
     if model not in _BLOBS:
-        with full_form():
+        with full_form(compact_trees=model in COMPACT):
             _BLOBS[model] = modelsafe.dumps(MODELS[model][0]())
     return Surgery(_BLOBS[model])
 
@@ -1163,8 +1174,102 @@ def _loss_cases() -> dict[str, Case]:
     }
 
 
+def _compact_tree_cases() -> dict[str, Case]:
+    """The ``sk.tree`` node: its node records are raw 64-byte rows, validated as above."""
+    from modelsafe._handlers.sklearn._tree import LAYOUT
+
+    tree = "sklearn.tree._tree.Tree"
+    dtc = "decision_tree_compact"
+
+    def at(s: Surgery, *rest: Any, nth: int = 0) -> Path_:
+        found = [p for p, n in _tagged(s.header["root"], "sk.tree")]
+        return (*found[nth], *rest)
+
+    def records(field: str, index: int, value: Any) -> Callable[[Surgery], None]:
+        def fn(s: Surgery) -> None:
+            s.edit(at(s, "nodes"), lambda raw: raw.view(LAYOUT)[field].__setitem__(index, value))
+
+        return fn
+
+    def narrow(s: Surgery) -> None:
+        s.put(at(s, "nodes"), s.array(at(s, "nodes"))[:, :32].copy())
+
+    def shorter_values(s: Surgery) -> None:
+        s.put(at(s, "values"), s.array(at(s, "values"))[:, :, :2].copy())
+
+    return {
+        "compact tree child out of range": (
+            dtc,
+            records("left_child", 0, 900),
+            tree,
+            "children_left[0] = 900 is outside [1, ",
+        ),
+        "compact tree cycle": (dtc, records("right_child", 0, 0), tree, "does not come after node"),
+        "compact tree feature out of range": (
+            dtc,
+            records("feature", 0, 10**9),
+            tree,
+            "feature[0] = 1000000000 is outside [0, 4)",
+        ),
+        "compact tree NaN threshold": (
+            dtc,
+            records("threshold", 0, float("nan")),
+            tree,
+            "threshold[0] is NaN",
+        ),
+        "compact tree records not 64 bytes": (
+            dtc,
+            narrow,
+            tree,
+            "nodes must be uint8 records of 64 bytes",
+        ),
+        "compact tree max_depth below the real depth": (
+            dtc,
+            lambda s: s.set(at(s, "md"), 1),
+            tree,
+            "max_depth = 1, but the deepest leaf is at depth",
+        ),
+        "compact tree values of the wrong shape": (dtc, shorter_values, tree, "values has shape"),
+        "compact tree more outputs than its values": (
+            dtc,
+            lambda s: s.set(at(s, "nc"), [3, 3]),
+            tree,
+            "values has shape",
+        ),
+        "compact tree fewer features than it splits on": (
+            dtc,
+            lambda s: s.set(at(s, "nf"), 2),
+            tree,
+            "is outside [0, 2)",
+        ),
+        "compact forest tree child out of range": (
+            "random_forest_compact",
+            lambda s: s.edit(
+                at(s, "nodes", nth=3),
+                lambda raw: raw.view(LAYOUT)["right_child"].__setitem__(0, -5),
+            ),
+            tree,
+            "children_right[0] = -5",
+        ),
+    }
+
+
+def _tagged(tree: Any, tag: str) -> Iterator[tuple[Path_, Any]]:
+    """(path, node) of every node with this tag, depth first in document order."""
+    stack: list[tuple[Path_, Any]] = [((), tree)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("$") == tag:
+                yield path, node
+            stack.extend(((*path, k), v) for k, v in reversed(list(node.items())))
+        elif isinstance(node, list):
+            stack.extend(((*path, i), v) for i, v in reversed(list(enumerate(node))))
+
+
 CASES: dict[str, Case] = {
     **_tree_cases(),
+    **_compact_tree_cases(),
     **_ensemble_cases(),
     **_hgb_cases(),
     **_neighbors_cases(),
@@ -1438,3 +1543,44 @@ def test_trust_list_names_resolve_and_compiled_ones_are_validated() -> None:
             assert name in VALIDATORS, name
         assert not modelsafe._trust.never_trustable(name), name
         assert obj is not None
+
+
+def _sk_tree_node(s: Surgery) -> dict[str, Any]:
+    return next(node for _p, node in _tagged(s.header["root"], "sk.tree"))
+
+
+# Broken ``sk.tree`` nodes the audit refuses, before anything is imported or built.
+SK_TREE_AUDIT: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
+    "no class counts": (lambda n: n.update(nc=[]), "'nc' must be a non-empty list"),
+    "a zero class count": (lambda n: n.update(nc=[0]), "'nc' must be an integer in [1,"),
+    "a float feature count": (lambda n: n.update(nf=4.0), "'nf' must be an integer"),
+    "a negative max_depth": (lambda n: n.update(md=-1), "'md' must be an integer in [0,"),
+    "nodes given as a list": (lambda n: n.update(nodes=[1, 2]), "'nodes' must be an 'nd' node"),
+    "values with an id": (lambda n: n["values"].update(id=99), "'values' must be an 'nd' node"),
+    "no values": (lambda n: n.pop("values"), "lacks 'values'"),
+    "an extra member": (lambda n: n.update(extra=1), "unexpected member(s) ['extra']"),
+}
+
+
+@pytest.mark.parametrize("case", SK_TREE_AUDIT)
+def test_broken_sk_tree_nodes_fail_the_audit(case: str) -> None:
+    edit, text = SK_TREE_AUDIT[case]
+    s = _surgery("decision_tree_compact")
+    edit(_sk_tree_node(s))
+    with pytest.raises(modelsafe.FormatError, match=re.escape(text)):
+        modelsafe.loads(s.blob())
+
+
+def test_trees_are_saved_as_compact_nodes_and_load_the_same() -> None:
+    """The default writer gives every Tree an ``sk.tree`` node: no structured dtype in the
+    header, the same predictions, and the generic form of the same model still loads."""
+    model, x = MODELS["random_forest"][0](), DATA["iris_nan"]
+    blob = modelsafe.dumps(model)
+    header = split(blob).header
+    assert len(list(_tagged(header["root"], "sk.tree"))) == len(model.estimators_)
+    assert not list(_tagged(header["root"], "call"))  # no Tree left in the generic form
+    assert outputs(modelsafe.loads(blob), x) == outputs(model, x)
+    with full_form():
+        generic = modelsafe.dumps(model)
+    assert len(generic) > len(blob)
+    assert outputs(modelsafe.loads(generic), x) == outputs(model, x)

@@ -487,6 +487,23 @@ def _a_scalars(a: Audit, node: dict[str, Any]) -> None:
     a.define_late(node)
 
 
+def _a_sdict(a: Audit, node: dict[str, Any]) -> None:
+    """A packed dict: ``keys`` (a strs column) and ``v`` (a ``scalars`` node) of one length."""
+    a.keys(node, ("keys", "v"), ("id",))
+    v = node["v"]
+    if type(v) is not dict or v.get("$") != "scalars" or "id" in v:
+        a.fail("'v' of a packed dict must be a 'scalars' node without an id")
+    a.visit(v)
+    keys = node["keys"]
+    if type(keys) is int:
+        a.use_buffer(keys, None)  # UTF-8 text; its item count is checked when it is read
+    elif type(keys) is not list or not _all_str(keys):
+        a.fail("'keys' must be a list of strings or a buffer index")
+    elif len(keys) != v["n"]:
+        a.fail(f"'keys' has {len(keys)} items but 'v' has {v['n']}")
+    a.define_late(node)
+
+
 _COLUMN = {"int": "ints", "float": "floats", "str": "strs"}
 
 
@@ -519,4 +536,5 @@ _CORE: dict[str, Callable[[Audit, dict[str, Any]], None]] = {
     "obj": _a_instance,
     "call": _a_instance,
     "scalars": _a_scalars,
+    "sdict": _a_sdict,
 }

@@ -262,6 +262,16 @@ def _b_scalars(b: Builder, node: dict[str, Any]) -> Any:
     return out
 
 
+def _b_sdict(b: Builder, node: dict[str, Any]) -> Any:
+    values = _b_scalars(b, node["v"])
+    keys = _strings(b, node["keys"], len(values))
+    out = dict(zip(keys, values, strict=True))
+    if len(out) != len(keys):
+        raise FormatError(f"{b.source}: a packed dict repeats a key")
+    b.register(node, out)
+    return out
+
+
 def _strings(b: Builder, ref: Any, count: int | None) -> list[str]:
     """A ``strs`` column: the header's list, or a buffer of UTF-8 text split at U+0000."""
     if type(ref) is list:
@@ -358,6 +368,7 @@ _CORE: dict[str, Callable[[Builder, dict[str, Any]], Any]] = {
     "obj": _b_instance,
     "call": _b_instance,
     "scalars": _b_scalars,
+    "sdict": _b_sdict,
 }
 
 

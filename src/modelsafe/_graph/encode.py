@@ -233,9 +233,15 @@ def _enc_dict(e: Encoder, d: dict[Any, Any]) -> Node:
     entry = e.memo.get(id(d))
     if entry is not None:
         return e.ref(entry)
+    str_keys = "$" not in d and all(type(k) is str for k in d)
+    if str_keys and len(d) >= PACK_MIN:
+        packed = _pack_dict(e, d)
+        if packed is not None:
+            e.remember(d, packed)
+            return packed
     node: dict[str, Any] = {}
     e.remember(d, node)
-    if "$" not in d and all(type(k) is str for k in d):
+    if str_keys:
         enc = e.enc
         key: Any = None
         try:
@@ -436,6 +442,14 @@ def _pack_scalars(e: Encoder, lst: list[Any]) -> Node | None:
     if strs:
         node["strs"] = _strs_column(e, strs)
     return node
+
+
+def _pack_dict(e: Encoder, d: dict[str, Any]) -> Node | None:
+    """A long dict of str keys and scalar values (a vocabulary) as two packed columns."""
+    values = _pack_scalars(e, list(d.values()))
+    if values is None:
+        return None
+    return {"$": "sdict", "keys": _strs_column(e, list(d)), "v": values}
 
 
 def _strs_column(e: Encoder, strs: list[str]) -> int | list[str]:

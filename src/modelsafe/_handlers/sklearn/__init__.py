@@ -1,7 +1,8 @@
 """scikit-learn: validators for the compiled internals fitted estimators hold.
 
 Fitted estimators travel through the generic reduce path (``obj``/``call``
-nodes); no node kind of their own is needed. What they need is validation:
+nodes); only decision trees get a compact node of their own (``sk.tree``).
+What they need is validation:
 several internals are Cython objects whose ``__setstate__`` stores arrays that
 compiled loops later index without bounds checks (decision ``Tree`` nodes,
 histogram-GBM ``TreePredictor`` nodes, KD/ball tree index arrays, distance
@@ -40,11 +41,13 @@ METRIC_CLASSES = tuple(
 
 
 def encoder_for(t: type) -> Callable[[Any, Any], Any] | None:
-    """scikit-learn objects all take the generic reduce path."""
+    """Decision trees get a compact node of their own; the rest take the generic path."""
+    if t.__module__ == "sklearn.tree._tree" and t.__name__ == "Tree":
+        return _tree.enc_tree
     return None
 
 
-TAGS: dict[str, Tag] = {}
+TAGS: dict[str, Tag] = {_tree.TAG: Tag(_tree.audit_tree, _tree.build_tree)}
 
 
 def _validators() -> dict[str, Validator]:

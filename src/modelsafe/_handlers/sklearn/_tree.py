@@ -10,6 +10,7 @@ checks make a crafted tree a load error instead.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -68,8 +69,23 @@ def tree_state(tree: Any, state: Any) -> None:
     node_count = integer("node_count", state["node_count"])
     if node_count != n:
         raise ValueError(f"node_count = {node_count} but nodes holds {n} nodes")
-    values = array("values", state["values"], kind="f", ndim=3, itemsizes=(8,), contiguous=True)
-    want = (n, int(tree.n_outputs), int(tree.max_n_classes))
+    max_depth = integer("max_depth", state["max_depth"])
+    check_nodes(nodes, state["values"], int(tree.n_features), int(tree.n_outputs),
+                int(tree.max_n_classes), max_depth)  # fmt: skip
+
+
+def check_nodes(
+    nodes: np.ndarray[Any, Any],
+    values: Any,
+    n_features: int,
+    n_outputs: int,
+    max_n_classes: int,
+    max_depth: int,
+) -> None:
+    """The checks on a tree's node records (any layout with ``NODE_FIELDS``) and values."""
+    n = len(nodes)
+    values = array("values", values, kind="f", ndim=3, itemsizes=(8,), contiguous=True)
+    want = (n, n_outputs, max_n_classes)
     if values.shape != want:
         raise ValueError(
             f"values has shape {values.shape}, expected (node_count, n_outputs, "
@@ -87,10 +103,10 @@ def tree_state(tree: Any, state: Any) -> None:
         )
     parent = binary_tree(("children_left", "children_right"), left, right, leaf)
     feature = _intp(nodes["feature"])
-    wrong = (feature.view(np.uintp) >= int(tree.n_features)) & ~leaf  # negative ones too
+    wrong = (feature.view(np.uintp) >= n_features) & ~leaf  # negative ones too
     if np.count_nonzero(wrong):
         i = first(wrong)
-        raise ValueError(f"feature[{i}] = {int(feature[i])} is outside [0, {tree.n_features})")
+        raise ValueError(f"feature[{i}] = {int(feature[i])} is outside [0, {n_features})")
     # Leaves hold -2 (TREE_UNDEFINED); a NaN split would send every value right.
     nan = np.isnan(nodes["threshold"])
     if np.count_nonzero(nan):
@@ -98,7 +114,6 @@ def tree_state(tree: Any, state: Any) -> None:
     flags("missing_go_to_left", nodes["missing_go_to_left"])
     deepest = int(depths(parent).max())
     # decision_path sizes its output by max_depth and writes one entry per level.
-    max_depth = integer("max_depth", state["max_depth"])
     if max_depth != deepest:
         raise ValueError(f"max_depth = {max_depth}, but the deepest leaf is at depth {deepest}")
 
@@ -106,3 +121,127 @@ def tree_state(tree: Any, state: Any) -> None:
 def _intp(field: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """An index field as native intp (files from 32-bit or big-endian machines differ)."""
     return field if field.dtype == np.intp else field.astype(np.intp)
+
+
+# -- the "sk.tree" node: a Tree in a compact form ---------------------------------------------
+#
+# The generic path stores a Tree as a ``call`` node with its reduce arguments and a state
+# dict whose node array carries a structured dtype spelled out in JSON: ~600 bytes of
+# header per tree, parsed and walked for each of a forest's thousands of trees. The node
+# below stores the same content compactly: the counts inline, the node records as raw
+# bytes in one fixed little-endian layout (``LAYOUT``), the values as a plain array.
+
+TAG = "sk.tree"
+TREE = "sklearn.tree._tree.Tree"
+LAYOUT = np.dtype(
+    {
+        "names": list(NODE_FIELDS),
+        "formats": ["<i8", "<i8", "<i8", "<f8", "<f8", "<i8", "<f8", "u1"],
+        "offsets": [0, 8, 16, 24, 32, 40, 48, 56],
+        "itemsize": 64,
+    }
+)
+
+_PADDING = slice(57, 64)  # the bytes after missing_go_to_left
+
+
+def enc_tree(e: Any, tree: Any) -> Any:
+    """Encode a Tree as an ``sk.tree`` node (the generic path when its layout is unknown)."""
+    entry = e.memo.get(id(tree))
+    if entry is not None:
+        return e.ref(entry)
+    n_features, n_classes, _n_outputs = tree.__reduce__()[1]
+    state = tree.__getstate__()
+    nodes = state["nodes"]
+    if nodes.dtype.names is None or list(nodes.dtype.names) != list(NODE_FIELDS):
+        from ..._graph.encode import _enc_reduce
+
+        return _enc_reduce(e, tree)  # a scikit-learn with another node layout
+    if nodes.dtype != LAYOUT:
+        nodes = nodes.astype(LAYOUT)
+    raw = np.ascontiguousarray(nodes).view(np.uint8).reshape(len(nodes), LAYOUT.itemsize).copy()
+    raw[:, _PADDING] = 0  # scikit-learn leaves the 7 padding bytes of a record uninitialised
+    values = np.ascontiguousarray(state["values"], dtype="<f8")
+    e.types.add(TREE)
+    node = {
+        "$": TAG,
+        "nf": int(n_features),
+        "nc": [int(c) for c in n_classes],
+        "md": int(state["max_depth"]),
+        "nodes": e.enc(raw),
+        "values": e.enc(values),
+    }
+    e.remember(tree, node)
+    return node
+
+
+def _count(a: Any, name: str, x: Any, lo: int) -> None:
+    if type(x) is not int or not lo <= x <= _INTP_MAX:
+        a.fail(f"'{name}' must be an integer in [{lo}, {_INTP_MAX}]")
+
+
+def audit_tree(a: Any, node: dict[str, Any]) -> None:
+    a.keys(node, ("nf", "nc", "md", "nodes", "values"), ("id",))
+    _count(a, "nf", node["nf"], 1)
+    _count(a, "md", node["md"], 0)
+    nc = node["nc"]
+    if type(nc) is not list or not nc:
+        a.fail("'nc' must be a non-empty list of class counts")
+    for c in nc:
+        _count(a, "nc", c, 1)
+    for member in ("nodes", "values"):
+        x = node[member]
+        if type(x) is not dict or x.get("$") != "nd" or "id" in x:
+            a.fail(f"'{member}' must be an 'nd' node without an id")
+    a.need(TREE, "node")
+    a.visit(node["nodes"])
+    a.visit(node["values"])
+    a.define_late(node)
+
+
+@functools.cache
+def _sklearn_tree() -> type:
+    from sklearn.tree._tree import NODE_DTYPE, Tree
+
+    if NODE_DTYPE.names != LAYOUT.names:
+        return NODE_DTYPE  # type: ignore[no-any-return]  # reported by build_tree
+    return Tree  # type: ignore[no-any-return]
+
+
+def build_tree(b: Any, node: dict[str, Any]) -> Any:
+    raw = b.build(node["nodes"])
+    values = b.build(node["values"])
+    nc = node["nc"]
+    n_outputs = len(nc)
+    try:
+        tree_class = _sklearn_tree()
+        if not isinstance(tree_class, type):
+            raise ValueError(
+                f"this scikit-learn lays out tree nodes as {tree_class}, which the file's "
+                f"layout cannot fill"
+            )
+        if raw.dtype != np.uint8 or raw.ndim != 2 or raw.shape[1] != LAYOUT.itemsize:
+            raise ValueError(
+                f"nodes must be uint8 records of {LAYOUT.itemsize} bytes, "
+                f"not {raw.dtype} of shape {raw.shape}"
+            )
+        nodes = np.ascontiguousarray(raw).view(LAYOUT).reshape(len(raw))
+        n_classes = np.array(nc, dtype=np.intp)
+        max_n_classes = max(nc)
+        if n_outputs * max_n_classes > _MAX_STRIDE:  # the audit checked the rest of the args
+            raise ValueError(
+                f"n_outputs * max(n_classes) = {n_outputs * max_n_classes} exceeds {_MAX_STRIDE}"
+            )
+        if not len(nodes):
+            raise ValueError("nodes is empty; a tree has at least its root")
+        check_nodes(nodes, values, node["nf"], n_outputs, max_n_classes, node["md"])
+    except (ValueError, TypeError) as exc:
+        from ...errors import FormatError
+
+        raise FormatError(f"{b.source}: invalid {TREE}: {exc}") from None
+    tree = tree_class(node["nf"], n_classes, n_outputs)
+    tree.__setstate__(
+        {"max_depth": node["md"], "node_count": len(nodes), "nodes": nodes, "values": values}
+    )
+    b.register(node, tree)
+    return tree
