@@ -200,12 +200,16 @@ def audit_tree(a: Any, node: dict[str, Any]) -> None:
 
 
 @functools.cache
-def _sklearn_tree() -> type:
+def _sklearn_tree() -> Any:
+    """scikit-learn's ``Tree`` class, or why its node records cannot take ``LAYOUT``."""
     from sklearn.tree._tree import NODE_DTYPE, Tree
 
     if NODE_DTYPE.names != LAYOUT.names:
-        return NODE_DTYPE  # type: ignore[no-any-return]  # reported by build_tree
-    return Tree  # type: ignore[no-any-return]
+        return (
+            f"this scikit-learn lays out tree nodes as {NODE_DTYPE}, which the file's "
+            f"layout cannot fill"
+        )
+    return Tree
 
 
 def build_tree(b: Any, node: dict[str, Any]) -> Any:
@@ -215,11 +219,8 @@ def build_tree(b: Any, node: dict[str, Any]) -> Any:
     n_outputs = len(nc)
     try:
         tree_class = _sklearn_tree()
-        if not isinstance(tree_class, type):
-            raise ValueError(
-                f"this scikit-learn lays out tree nodes as {tree_class}, which the file's "
-                f"layout cannot fill"
-            )
+        if isinstance(tree_class, str):
+            raise ValueError(tree_class)
         if raw.dtype != np.uint8 or raw.ndim != 2 or raw.shape[1] != LAYOUT.itemsize:
             raise ValueError(
                 f"nodes must be uint8 records of {LAYOUT.itemsize} bytes, "
