@@ -158,14 +158,36 @@ def measure_speed(
     for module in tool.imports:  # import time is not save time
         importlib.import_module(module)
 
+    def check(i: int, loaded: Any) -> None:
+        if i == 0:
+            out["correct"] = bool(case.equal(original, loaded))
+
+    def error(phase: str, exc: Exception) -> dict[str, Any]:
+        return {"error": f"{phase}: {type(exc).__name__}: {exc}"[:300]}
+
+    return time_save_and_load(out, tool, original, path, check, error, repeat, limit)
+
+
+def time_save_and_load(
+    out: dict[str, Any],
+    tool: Any,
+    original: Any,
+    path: str,
+    check: Callable[[int, Any], None],
+    error: Callable[[str, Exception], dict[str, Any]],
+    repeat: int,
+    limit: float,
+    **timing: float,
+) -> dict[str, Any]:
+    """Time ``tool`` saving ``original`` to ``path`` (the file removed first, dirty pages
+    flushed between runs), then loading it from a warm page cache; ``check`` sees each
+    loaded copy. Fills ``out`` with ``{phase}_runs``/``{phase}_s`` and ``size_bytes``, or
+    stops at the first failure with ``error(phase, exc)`` merged in."""
+
     def save() -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         tool.save(original, path)
-
-    def check(i: int, loaded: Any) -> None:
-        if i == 0:
-            out["correct"] = bool(case.equal(original, loaded))
 
     for phase, op, between in (
         ("save", save, settle_writeback),
@@ -173,18 +195,19 @@ def measure_speed(
     ):
         if phase == "save":
             settle_writeback()
-        if phase == "load":
+        else:
             out["size_bytes"] = os.path.getsize(path)
             warm_page_cache(path)
         try:
-            out[f"{phase}_runs"] = timed_runs(op, repeat, limit, between)
+            runs = timed_runs(op, repeat, limit, between, **timing)
         except OpTimeout as exc:
             out["error"] = f"{phase}: {exc}"
             return out
         except Exception as exc:
-            out["error"] = f"{phase}: {type(exc).__name__}: {exc}"[:300]
+            out.update(error(phase, exc))
             return out
-        out[f"{phase}_s"] = best(out[f"{phase}_runs"])
+        out[f"{phase}_runs"] = runs
+        out[f"{phase}_s"] = best(runs)
     return out
 
 

@@ -38,15 +38,11 @@ from typing import Any
 
 from benchmarks.measure import (
     RESULT_PREFIX,
-    OpTimeout,
-    best,
     current_rss_mb,
     peak_rss_mb,
-    settle_writeback,
     time_limit,
-    timed_runs,
+    time_save_and_load,
     vm_hwm_mb,
-    warm_page_cache,
 )
 from benchmarks.tools import TOOLS
 from benchmarks.zoo import FULL, QUICK, ZOO, predict, same_output
@@ -222,11 +218,6 @@ def pair(
     gc.collect()
     gc.freeze()
 
-    def save() -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        tool.save(original, path)
-
     def check(i: int, loaded: Any) -> None:
         if i or not check_first_load:
             return
@@ -236,26 +227,10 @@ def pair(
             out["correct"] = False
             out["check_error"] = describe_error("predict", exc)["error"]
 
-    for phase, op, between in (
-        ("save", save, settle_writeback),
-        ("load", lambda: tool.load(path), check),
-    ):
-        if phase == "save":
-            settle_writeback()
-        if phase == "load":
-            out["size_bytes"] = os.path.getsize(path)
-            warm_page_cache(path)
-        try:
-            runs = timed_runs(op, repeat, limit, between, min_total=min_total, slow_run=slow_run)
-        except OpTimeout as exc:
-            out["error"] = f"{phase}: {exc}"
-            return out
-        except Exception as exc:
-            out.update(describe_error(phase, exc))
-            return out
-        out[f"{phase}_runs"] = runs
-        out[f"{phase}_s"] = best(runs)
-    return out
+    return time_save_and_load(
+        out, tool, original, path, check, describe_error, repeat, limit,
+        min_total=min_total, slow_run=slow_run,
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
