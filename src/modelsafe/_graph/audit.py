@@ -458,11 +458,7 @@ def _a_scalars(a: Audit, node: dict[str, Any]) -> None:
     if type(n) is not int or n < 0:
         a.fail("'n' must be a non-negative integer")
     if "strs" in node:
-        strs = node["strs"]
-        if type(strs) is int:
-            a.use_buffer(strs, None)  # UTF-8 text; its length is checked when it is read
-        elif type(strs) is not list or not _all_str(strs):
-            a.fail("'strs' must be a list of strings or a buffer index")
+        _strs_column(a, node["strs"], "strs")
     columns = {k for k in ("ints", "floats", "strs") if k in node}
     if ("kind" in node) == ("codes" in node):
         a.fail("packed scalars need exactly one of 'kind' and 'codes'")
@@ -495,13 +491,19 @@ def _a_sdict(a: Audit, node: dict[str, Any]) -> None:
         a.fail("'v' of a packed dict must be a 'scalars' node without an id")
     a.visit(v)
     keys = node["keys"]
-    if type(keys) is int:
-        a.use_buffer(keys, None)  # UTF-8 text; its item count is checked when it is read
-    elif type(keys) is not list or not _all_str(keys):
-        a.fail("'keys' must be a list of strings or a buffer index")
-    elif len(keys) != v["n"]:
+    _strs_column(a, keys, "keys")
+    if type(keys) is list and len(keys) != v["n"]:
         a.fail(f"'keys' has {len(keys)} items but 'v' has {v['n']}")
     a.define_late(node)
+
+
+def _strs_column(a: Audit, column: Any, name: str) -> None:
+    """A strs column: a JSON list of strings, or a buffer of UTF-8 text (its item count
+    is checked when it is read)."""
+    if type(column) is int:
+        a.use_buffer(column, None)
+    elif type(column) is not list or not _all_str(column):
+        a.fail(f"'{name}' must be a list of strings or a buffer index")
 
 
 _COLUMN = {"int": "ints", "float": "floats", "str": "strs"}
