@@ -290,6 +290,7 @@ def _strings(b: Builder, ref: Any, count: int | None) -> list[str]:
 
 
 _CHUNK = 1 << 15  # items per pass of _mixed: its scratch arrays stay small and get reused
+_CONSTANTS = (None, False, True)  # kind codes 0, 1 and 2 of a packed list
 
 
 def _mixed(b: Builder, node: dict[str, Any], n: int) -> list[Any]:
@@ -303,11 +304,7 @@ def _mixed(b: Builder, node: dict[str, Any], n: int) -> list[Any]:
     ints = np.frombuffer(b.buffer(node["ints"]), dtype="<i8") if "ints" in node else None
     floats = np.frombuffer(b.buffer(node["floats"]), dtype="<f8") if "floats" in node else None
     strs = _strings(b, node["strs"], None) if "strs" in node else []
-    columns: dict[int, Any] = {
-        3: ints,
-        4: floats,
-        5: np.fromiter(strs, dtype=object, count=len(strs)),  # no per-item sequence check
-    }
+    columns: dict[int, Any] = {3: ints, 4: floats, 5: strs}
     counts = [int(np.count_nonzero(codes == code)) for code in range(6)]
     if sum(counts) != n:
         raise FormatError(f"{b.source}: packed scalars use an unknown kind code")
@@ -323,29 +320,24 @@ def _mixed(b: Builder, node: dict[str, Any], n: int) -> list[Any]:
         return result
     step = min(n, _CHUNK)
     chunk = np.empty(step, dtype=object)
-    scratch = np.empty(step, dtype=np.uint64)  # numbers spread to their places, then boxed
     used = dict.fromkeys(columns, 0)
     for start in range(0, n, step):
         part = codes[start : start + step]
-        size = len(part)
-        out = chunk[:size]  # every slot is overwritten: no need to clear the previous chunk
+        out = chunk[: len(part)]  # every slot is overwritten: no need to clear the previous chunk
         for code in range(6):
             mask = part == code
             count = int(np.count_nonzero(mask))
             if not count:
                 continue
             if code < 3:
-                out[mask] = (None, False, True)[code]
+                out[mask] = _CONSTANTS[code]
                 continue
             first = used[code]
             used[code] = first + count
-            values = columns[code][first : first + count]
-            if code == 5:
-                out[mask] = values
-            else:  # box only the masked numbers, straight into ``out``
-                place = scratch[:size].view(values.dtype)
-                place[mask] = values
-                np.copyto(out, place, where=mask, casting="unsafe")
+            if code == 5:  # fromiter: no per-item check for nested sequences
+                out[mask] = np.fromiter(strs[first : first + count], dtype=object, count=count)
+            else:  # boxing a contiguous run, then placing it, beats a masked cast to object
+                out[mask] = columns[code][first : first + count].astype(object)
         result += out.tolist()
     return result
 
