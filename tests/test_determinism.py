@@ -159,3 +159,19 @@ def test_sets_of_other_values_are_deterministic_across_hash_seeds() -> None:
         outs.append(json.loads(proc.stdout))
     differ = sorted({k for o in outs[1:] for k in o if o[k] != outs[0][k]})
     assert not differ, f"bytes depend on the hash seed for: {differ}"
+
+
+@pytest.mark.parametrize("threads", [None, 1, 2, 3])
+def test_digests_do_not_depend_on_how_many_threads_hash(threads: int | None) -> None:
+    """The writer hashes on all cores but one; the reader on all: the digests must agree,
+    for small buffers, pooled mid-size ones and large ones hashed by BLAKE3's own threads."""
+    import blake3
+    import numpy as np
+
+    from modelsafe._container.digest import digest_many
+
+    rng = np.random.default_rng(0)
+    sizes = [0, 100, 1 << 16, (1 << 16) + 5, 3 << 20, (1 << 23) + 1]
+    items = [(memoryview(rng.bytes(n)), (-n) % 64) for n in sizes]
+    want = [blake3.blake3(bytes(d) + bytes(p)).hexdigest() for d, p in items]
+    assert digest_many(items, threads) == want

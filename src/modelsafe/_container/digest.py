@@ -23,17 +23,31 @@ def _blake3() -> Any:
     return blake3.blake3
 
 
-def digest(data: memoryview | bytes | bytearray, pad: int = 0) -> str:
-    """Hex BLAKE3-256 of ``data`` followed by ``pad`` zero bytes (pad < 64)."""
+def cores() -> int:
+    return os.cpu_count() or 1
+
+
+def digest(data: memoryview | bytes | bytearray, pad: int = 0, threads: int | None = None) -> str:
+    """Hex BLAKE3-256 of ``data`` followed by ``pad`` zero bytes (pad < 64).
+
+    ``threads`` caps the threads hashing a large buffer (default: every core).
+    """
     b3 = _blake3()
-    h = b3(data, max_threads=b3.AUTO) if len(data) >= _LARGE else b3(data)
+    if len(data) >= _LARGE and threads != 1:
+        h = b3(data, max_threads=b3.AUTO if threads is None else threads)
+    else:
+        h = b3(data)
     if pad:
         h.update(_ZEROS[:pad])
     return str(h.hexdigest())
 
 
-def digest_many(items: Sequence[tuple[memoryview | bytes, int]]) -> list[str]:
-    """Digests of many ``(data, pad)`` pairs, in order, using every core."""
+def digest_many(
+    items: Sequence[tuple[memoryview | bytes, int]], threads: int | None = None
+) -> list[str]:
+    """Digests of many ``(data, pad)`` pairs, in order, on ``threads`` threads at most
+    (default: every core)."""
+    threads = cores() if threads is None else max(1, threads)
     out: list[str] = [""] * len(items)
     mid: list[int] = []
     b3 = _blake3()
@@ -45,14 +59,14 @@ def digest_many(items: Sequence[tuple[memoryview | bytes, int]]) -> list[str]:
                 h.update(_ZEROS[:pad])
             out[i] = h.hexdigest()
         elif n >= _LARGE:
-            out[i] = digest(data, pad)
+            out[i] = digest(data, pad, threads)
         else:
             mid.append(i)
-    if len(mid) == 1:
-        i = mid[0]
-        out[i] = digest(*items[i])
+    if len(mid) == 1 or (mid and threads == 1):
+        for i in mid:
+            out[i] = digest(*items[i])
     elif mid:
-        workers = min(len(mid), os.cpu_count() or 1)
+        workers = min(len(mid), threads)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for i, d in zip(mid, pool.map(lambda j: digest(*items[j]), mid), strict=True):
                 out[i] = d

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .compress import compress_all
-from .digest import digest, digest_many
+from .digest import cores, digest, digest_many
 from .layout import (
     DIGEST_NAME,
     FORMAT_VERSION,
@@ -51,8 +51,8 @@ class Layout:
     fields: dict[str, Any]
     data_size: int
 
-    def digests(self) -> list[str]:
-        return digest_many([(b.data, b.pad) for b in self.buffers])
+    def digests(self, threads: int | None = None) -> list[str]:
+        return digest_many([(b.data, b.pad) for b in self.buffers], threads)
 
     def head(self, digests: Sequence[str]) -> bytes:
         """Preamble plus padded, sealed header. Its length does not depend on the
@@ -144,7 +144,7 @@ def write_atomic(path: str | os.PathLike[str], layout: Layout, *, fsync: bool) -
 
     A crash or kill at any moment leaves ``path`` holding either its previous
     content or the complete new file, never a partial one. The buffers are
-    hashed on other cores while they are written; the header, whose length
+    hashed on the other cores while they are written; the header, whose length
     does not depend on the digests, is written first as a placeholder and
     rewritten in place once they are known, before the fsync and the rename.
     """
@@ -160,7 +160,8 @@ def write_atomic(path: str | os.PathLike[str], layout: Layout, *, fsync: bool) -
             os.fchmod(fh.fileno(), mode)
             placeholder = layout.head([HASH_PLACEHOLDER] * len(layout.buffers))
             with ThreadPoolExecutor(max_workers=1) as pool:
-                pending = pool.submit(layout.digests)
+                # Every core but the one writing: hashing on all of them slows the write.
+                pending = pool.submit(layout.digests, cores() - 1)
                 write_to(fh, placeholder, layout.buffers)
                 digests = pending.result()
             head = layout.head(digests)
