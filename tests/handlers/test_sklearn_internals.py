@@ -799,7 +799,7 @@ def _hgb_cases() -> dict[str, Case]:
 
     def bitset_out_of_range(s: Surgery) -> None:
         path, i = categorical_node(s)
-        s.edit(path, _set_field("bitset_idx", i, 4_000_000))
+        s.edit(path, _set_field("bitset_idx", i, 4_000_000_000))  # ~128 GB past the bitsets
 
     def numerical_in_mapper(s: Surgery) -> None:
         s.edit(_at(s, BIN_MAPPER, "state", "is_categorical_"), lambda a: a.__setitem__(0, 0))
@@ -812,9 +812,10 @@ def _hgb_cases() -> dict[str, Case]:
     return {
         "predictor child out of range": (
             "hist_gradient_boosting",
-            lambda s: s.edit(nodes(s), _set_field("left", 0, 1_000_000)),
+            # Far beyond any mapping (the field is uint32): without validation, a sure crash.
+            lambda s: s.edit(nodes(s), _set_field("left", 0, 4_000_000_000)),
             pred,
-            "left[0] = 1000000 is outside [1, ",
+            "left[0] = 4000000000 is outside [1, ",
         ),
         "predictor cycle": (
             "hist_gradient_boosting",
@@ -1191,6 +1192,15 @@ def _compact_tree_cases() -> dict[str, Case]:
 
         return fn
 
+    def records_in(nth: int, field: str, index: int, value: Any) -> Callable[[Surgery], None]:
+        def fn(s: Surgery) -> None:
+            s.edit(
+                at(s, "nodes", nth=nth),
+                lambda raw: raw.view(LAYOUT)[field].__setitem__(index, value),
+            )
+
+        return fn
+
     def narrow(s: Surgery) -> None:
         s.put(at(s, "nodes"), s.array(at(s, "nodes"))[:, :32].copy())
 
@@ -1241,6 +1251,29 @@ def _compact_tree_cases() -> dict[str, Case]:
             lambda s: s.set(at(s, "nf"), 2),
             tree,
             "is outside [0, 2)",
+        ),
+        # Trees are checked together, their records concatenated: an index that is valid
+        # in the concatenation but not in its own tree must still fail.
+        "compact forest child in the next tree": (
+            "random_forest_compact",
+            lambda s: s.edit(
+                at(s, "nodes", nth=1),
+                lambda raw: raw.view(LAYOUT)["left_child"].__setitem__(0, len(raw) + 1),
+            ),
+            tree,
+            "children_left[0] = ",
+        ),
+        "compact forest missing_go_to_left not a flag": (
+            "random_forest_compact",
+            records_in(2, "missing_go_to_left", 0, 7),
+            tree,
+            "missing_go_to_left[0] = 7 is not 0 or 1",
+        ),
+        "compact forest max_depth of the last tree too small": (
+            "random_forest_compact",
+            lambda s: s.set(at(s, "md", nth=4), 0),
+            tree,
+            "max_depth = 0, but the deepest leaf is at depth",
         ),
         "compact forest tree child out of range": (
             "random_forest_compact",
@@ -1584,3 +1617,108 @@ def test_trees_are_saved_as_compact_nodes_and_load_the_same() -> None:
         generic = modelsafe.dumps(model)
     assert len(generic) > len(blob)
     assert outputs(modelsafe.loads(generic), x) == outputs(model, x)
+
+
+def _forest_records() -> tuple[list[np.ndarray[Any, Any]], list[Any]]:
+    """The ``LAYOUT`` records (uint8 rows) and the trees of real forests of varied shapes."""
+    from sklearn import ensemble as en
+
+    from modelsafe._handlers.sklearn._tree import LAYOUT
+
+    trees = [
+        *(e.tree_ for e in MODELS["random_forest"][0]().estimators_),
+        *(e.tree_ for e in MODELS["extra_trees"][0]().estimators_),
+        *(e.tree_ for e in en.ExtraTreesClassifier(3, max_depth=1, random_state=0).fit(
+            DATA["iris"], DATA["y_iris"]).estimators_),
+    ]  # fmt: skip
+    raws = [
+        np.ascontiguousarray(t.__getstate__()["nodes"])
+        .astype(LAYOUT)
+        .view(np.uint8)
+        .reshape(-1, 64)
+        for t in trees
+    ]
+    return raws, trees
+
+
+def _alone(raws: list[Any], trees: list[Any], depths: list[int]) -> bool:
+    """Whether every tree passes check_nodes, the one-tree check."""
+    from modelsafe._handlers.sklearn._tree import LAYOUT, check_nodes
+
+    try:
+        for raw, t, md in zip(raws, trees, depths, strict=True):
+            check_nodes(raw.view(LAYOUT).reshape(len(raw)), t.__getstate__()["values"],
+                        t.n_features, t.n_outputs, t.max_n_classes, md)  # fmt: skip
+    except ValueError:
+        return False
+    return True
+
+
+def _together(raws: list[Any], trees: list[Any], depths: list[int]) -> bool:
+    from modelsafe._handlers.sklearn._tree import check_forest
+
+    return check_forest(
+        np.concatenate(raws),
+        np.array([len(r) for r in raws]),
+        np.array([t.n_features for t in trees]),
+        np.array(depths),
+    )
+
+
+def test_checking_trees_together_agrees_with_checking_them_alone() -> None:
+    """check_forest (all trees at once) accepts exactly the forests that check_nodes accepts
+    tree by tree: the real ones, and 400 with one random field of one record broken."""
+    raws, trees = _forest_records()
+    depths = [t.max_depth for t in trees]
+    assert _together(raws, trees, depths) and _alone(raws, trees, depths)
+    rng = np.random.default_rng(0)
+    verdicts = {True: 0, False: 0}
+    for _ in range(400):
+        broken = [r.copy() for r in raws]
+        depth = list(depths)
+        k = int(rng.integers(len(broken)))
+        row = int(rng.integers(len(broken[k])))
+        # left, right, feature, threshold, missing_go_to_left (byte 56), or max_depth
+        column = int(rng.choice([0, 1, 2, 3, 7, 8]))
+        words = broken[k].view("<i8")
+        if column == 3:
+            broken[k].view("<f8")[row, 3] = rng.choice([np.nan, -2.0, 1e300])
+        elif column == 7:
+            broken[k][row, 56] = rng.choice([0, 1, 2, 255])
+        elif column == 8:
+            depth[k] += int(rng.choice([-2, -1, 1]))
+        else:
+            words[row, column] = rng.choice(
+                [-2, -1, 0, row, row + 1, len(broken[k]) - 1, len(broken[k]), 10**6, -(2**62)]
+            )
+        together, alone = _together(broken, trees, depth), _alone(broken, trees, depth)
+        assert together == alone, (k, row, column)
+        verdicts[alone] += 1
+    assert verdicts[True] and verdicts[False] > 200  # both outcomes were exercised
+
+
+def _chain(levels: int) -> np.ndarray[Any, Any]:
+    """Records of a tree whose internal nodes form one path, ``levels`` deep."""
+    from modelsafe._handlers.sklearn._tree import LAYOUT
+
+    n = 2 * levels + 1
+    nodes = np.zeros(n, dtype=LAYOUT)
+    inner = np.arange(0, n - 1, 2)
+    nodes["left_child"], nodes["right_child"], nodes["feature"] = -1, -1, -2
+    nodes["left_child"][inner] = inner + 1  # a leaf
+    nodes["right_child"][inner] = inner + 2  # the next internal node, or the last leaf
+    nodes["feature"][inner] = 0
+    return nodes.view(np.uint8).reshape(n, 64)
+
+
+@pytest.mark.parametrize("levels", [1, 63, 64, 65, 300])
+def test_deep_trees_are_checked_past_the_level_by_level_walk(levels: int) -> None:
+    """Depths come level by level up to 64 levels, then by pointer jumping: both give the
+    exact depth, so a max_depth one off either way fails."""
+    from modelsafe._handlers.sklearn._tree import check_forest
+
+    small = _chain(3)
+    raw = np.concatenate([small, _chain(levels), small])
+    sizes = np.array([len(small), 2 * levels + 1, len(small)])
+    for depth, ok in ((levels, True), (levels - 1, False), (levels + 1, False)):
+        assert check_forest(raw, sizes, np.array([1, 1, 1]), np.array([3, depth, 3])) is ok

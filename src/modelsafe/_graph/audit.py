@@ -61,6 +61,7 @@ class Audit:
         self.pure: set[int] = set()
         self.specs: dict[str, Tag] = {}
         self.simple_dtypes: dict[str, Any] = {}
+        self.groups: dict[str, list[dict[str, Any]]] = {}  # nodes a handler checks together
         self._fns: dict[str, Callable[[Audit, dict[str, Any]], None]] = dict(_CORE)
 
     def load_table(self, spec: Any) -> None:
@@ -95,6 +96,10 @@ class Audit:
             self.needs[name] = {use}
         else:
             uses.add(use)
+
+    def group(self, key: str, node: dict[str, Any]) -> None:
+        """Note ``node`` for a handler that validates all nodes of a kind in one pass."""
+        self.groups.setdefault(key, []).append(node)
 
     def define_early(self, node: dict[str, Any]) -> None:
         """Register the node's id before its children: they may refer to it."""

@@ -36,6 +36,8 @@ class Builder:
         self.specs = audit.specs
         self.copy = copy  # arrays must not alias the caller's memory (loads)
         self.table = audit.table
+        self.groups = audit.groups
+        self.prepared: dict[str, Any] = {}  # a handler's work on a whole group, done once
         self.memo: dict[int, Any] = {}
         self.source = source
         self._u8: dict[int, Any] = {}

@@ -83,14 +83,7 @@ def check_nodes(
     max_depth: int,
 ) -> None:
     """The checks on a tree's node records (any layout with ``NODE_FIELDS``) and values."""
-    n = len(nodes)
-    values = array("values", values, kind="f", ndim=3, itemsizes=(8,), contiguous=True)
-    want = (n, n_outputs, max_n_classes)
-    if values.shape != want:
-        raise ValueError(
-            f"values has shape {values.shape}, expected (node_count, n_outputs, "
-            f"max(n_classes)) = {want}"
-        )
+    _check_values(values, len(nodes), n_outputs, max_n_classes)
 
     left, right = _intp(nodes["left_child"]), _intp(nodes["right_child"])
     leaf = left == -1
@@ -197,6 +190,7 @@ def audit_tree(a: Any, node: dict[str, Any]) -> None:
     a.visit(node["nodes"])
     a.visit(node["values"])
     a.define_late(node)
+    a.group(TAG, node)
 
 
 @functools.cache
@@ -213,36 +207,191 @@ def _sklearn_tree() -> Any:
 
 
 def build_tree(b: Any, node: dict[str, Any]) -> Any:
-    raw = b.build(node["nodes"])
-    values = b.build(node["values"])
+    checked = b.prepared.get(TAG)
+    if checked is None:
+        checked = b.prepared[TAG] = _check_group(b)
     nc = node["nc"]
     n_outputs = len(nc)
-    try:
-        tree_class = _sklearn_tree()
-        if isinstance(tree_class, str):
-            raise ValueError(tree_class)
-        if raw.dtype != np.uint8 or raw.ndim != 2 or raw.shape[1] != LAYOUT.itemsize:
-            raise ValueError(
-                f"nodes must be uint8 records of {LAYOUT.itemsize} bytes, "
-                f"not {raw.dtype} of shape {raw.shape}"
-            )
-        nodes = np.ascontiguousarray(raw).view(LAYOUT).reshape(len(raw))
-        n_classes = np.array(nc, dtype=np.intp)
-        max_n_classes = max(nc)
-        if n_outputs * max_n_classes > _MAX_STRIDE:  # the audit checked the rest of the args
-            raise ValueError(
-                f"n_outputs * max(n_classes) = {n_outputs * max_n_classes} exceeds {_MAX_STRIDE}"
-            )
-        if not len(nodes):
-            raise ValueError("nodes is empty; a tree has at least its root")
-        check_nodes(nodes, values, node["nf"], n_outputs, max_n_classes, node["md"])
-    except (ValueError, TypeError) as exc:
-        from ...errors import FormatError
+    ready = checked.get(id(node))
+    if ready is not None:
+        tree_class, raw, values = ready
+        nodes = raw.view(LAYOUT).reshape(len(raw))
+    else:  # its batch failed: check it alone, which names its first broken invariant
+        try:
+            tree_class, raw, values = _arrays(b, node)
+            nodes = raw.view(LAYOUT).reshape(len(raw))
+            check_nodes(nodes, values, node["nf"], n_outputs, max(nc), node["md"])
+        except (ValueError, TypeError) as exc:
+            from ...errors import FormatError
 
-        raise FormatError(f"{b.source}: invalid {TREE}: {exc}") from None
-    tree = tree_class(node["nf"], n_classes, n_outputs)
+            raise FormatError(f"{b.source}: invalid {TREE}: {exc}") from None
+    tree = tree_class(node["nf"], np.array(nc, dtype=np.intp), n_outputs)
     tree.__setstate__(
         {"max_depth": node["md"], "node_count": len(nodes), "nodes": nodes, "values": values}
     )
     b.register(node, tree)
     return tree
+
+
+def _arrays(b: Any, node: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """The Tree class, the node's records (contiguous uint8 rows) and its values."""
+    raw = b.build(node["nodes"])
+    values = b.build(node["values"])
+    nc = node["nc"]
+    tree_class = _sklearn_tree()
+    if isinstance(tree_class, str):
+        raise ValueError(tree_class)
+    if raw.dtype != np.uint8 or raw.ndim != 2 or raw.shape[1] != LAYOUT.itemsize:
+        raise ValueError(
+            f"nodes must be uint8 records of {LAYOUT.itemsize} bytes, "
+            f"not {raw.dtype} of shape {raw.shape}"
+        )
+    if len(nc) * max(nc) > _MAX_STRIDE:  # the audit checked the rest of the arguments
+        raise ValueError(f"n_outputs * max(n_classes) = {len(nc) * max(nc)} exceeds {_MAX_STRIDE}")
+    if not len(raw):
+        raise ValueError("nodes is empty; a tree has at least its root")
+    return tree_class, np.ascontiguousarray(raw), values
+
+
+# -- checking many trees at once ---------------------------------------------------------------
+#
+# A forest or a boosting model holds hundreds of trees. Checked one at a time, each of
+# check_nodes' ~20 numpy calls costs more than its work on a tree of a few dozen nodes, and
+# on large trees its passes over strided record fields add up to more than pickle's whole
+# load. So before the first tree is built, all trees of the file are checked together, a
+# batch of concatenated records at a time, by the same rules and with few passes. A batch
+# that fails is not explained here: each of its trees is then checked alone when it is built
+# (check_nodes), which names the tree's first broken invariant.
+
+_BATCH = 1 << 16  # records per batch (4 MiB), bounding the scratch memory; a larger tree alone
+_LEVELS = 64  # depth computed level by level up to here, then by pointer jumping
+
+
+def _check_group(b: Any) -> dict[int, tuple[Any, Any, Any]]:
+    """``id(node) -> (Tree class, records, values)`` for every tree whose batch passed."""
+    out: dict[int, tuple[Any, Any, Any]] = {}
+    batch: list[tuple[dict[str, Any], tuple[Any, Any, Any]]] = []
+    size = 0
+    for node in b.groups.get(TAG, ()):
+        try:
+            ready = _arrays(b, node)
+            nc = node["nc"]
+            _check_values(ready[2], len(ready[1]), len(nc), max(nc))
+        except (ValueError, TypeError):
+            continue  # explained when this tree is built
+        if batch and size + len(ready[1]) > _BATCH:
+            _check_batch(batch, out)
+            batch, size = [], 0
+        batch.append((node, ready))
+        size += len(ready[1])
+    if batch:
+        _check_batch(batch, out)
+    return out
+
+
+def _check_batch(
+    batch: list[tuple[dict[str, Any], tuple[Any, Any, Any]]], out: dict[int, tuple[Any, Any, Any]]
+) -> None:
+    raws = [raw for _, (_, raw, _) in batch]
+    ok = check_forest(
+        raws[0] if len(raws) == 1 else np.concatenate(raws),
+        np.array([len(raw) for raw in raws], dtype=np.intp),
+        np.array([node["nf"] for node, _ in batch], dtype=np.intp),
+        np.array([node["md"] for node, _ in batch], dtype=np.intp),
+    )
+    if ok:
+        for node, ready in batch:
+            out[id(node)] = ready
+
+
+def _check_values(values: Any, n: int, n_outputs: int, max_n_classes: int) -> Any:
+    values = array("values", values, kind="f", ndim=3, itemsizes=(8,), contiguous=True)
+    want = (n, n_outputs, max_n_classes)
+    if values.shape != want:
+        raise ValueError(
+            f"values has shape {values.shape}, expected (node_count, n_outputs, "
+            f"max(n_classes)) = {want}"
+        )
+    return values
+
+
+def check_forest(
+    raw: np.ndarray[Any, Any],
+    sizes: np.ndarray[Any, Any],
+    n_features: np.ndarray[Any, Any],
+    max_depth: np.ndarray[Any, Any],
+) -> bool:
+    """Whether every tree passes :func:`check_nodes`' checks of its records, in one pass.
+
+    ``raw`` holds the ``LAYOUT`` records (uint8 rows of 64 bytes) of trees of ``sizes``
+    nodes, one tree after the other; ``n_features`` and ``max_depth`` are per tree. The
+    rules are those of ``check_nodes``, with each child index taken within its own tree:
+    every child comes after its parent and lies in its tree, a tree of ``n`` nodes has
+    ``n - 1`` child links, and every node but a root is the child of some node (so of
+    exactly one). A tree's deepest leaf must be at its ``max_depth``.
+    """
+    total = len(raw)
+    records = raw.view("<i8")
+    left, right = records[:, 0].astype(np.intp), records[:, 1].astype(np.intp)
+    leaf = left == -1
+    if np.count_nonzero((right == -1) != leaf):
+        return False
+    starts = np.cumsum(sizes) - sizes
+    inner = np.flatnonzero(~leaf)
+    if 2 * len(inner) != total - len(sizes):
+        return False  # the links of one tree cannot make up for another's: see below
+    tree = np.repeat(np.arange(len(sizes)), sizes)[inner]
+    base, end = starts[tree], (starts + sizes)[tree]
+    to_left, to_right = left[inner] + base, right[inner] + base
+    # After its parent and inside its tree: no link reaches a root or another tree.
+    if np.count_nonzero(
+        (to_left <= inner) | (to_left >= end) | (to_right <= inner) | (to_right >= end)
+    ):
+        return False
+    hit = np.zeros(total, dtype=np.bool_)
+    hit[to_left] = True
+    hit[to_right] = True
+    if np.count_nonzero(hit) != total - len(sizes):
+        return False  # as many links as non-roots, all reached: one parent each
+    if np.count_nonzero(records[inner, 2].view(np.uintp) >= n_features[tree]):
+        return False  # negative features too
+    if np.count_nonzero(np.isnan(raw.view("<f8")[:, 3])):
+        return False
+    if np.count_nonzero(raw[:, 56] > 1):  # missing_go_to_left
+        return False
+    depth = _depths(total, starts, leaf, inner, to_left, to_right)
+    return bool(np.array_equal(np.maximum.reduceat(depth, starts), max_depth))
+
+
+def _depths(
+    total: int,
+    starts: np.ndarray[Any, Any],
+    leaf: np.ndarray[Any, Any],
+    inner: np.ndarray[Any, Any],
+    to_left: np.ndarray[Any, Any],
+    to_right: np.ndarray[Any, Any],
+) -> np.ndarray[Any, Any]:
+    """Depth of every node of a checked forest: level by level (each node touched once),
+    then, for the rare trees deeper than ``_LEVELS``, by pointer jumping (``depths``)."""
+    left_of = np.zeros(total, dtype=np.intp)
+    right_of = np.zeros(total, dtype=np.intp)
+    left_of[inner], right_of[inner] = to_left, to_right
+    depth = np.zeros(total, dtype=np.intp)
+    level = starts
+    for d in range(1, _LEVELS + 1):
+        level = level[~leaf[level]]
+        if not len(level):
+            return depth
+        level = np.concatenate((left_of[level], right_of[level]))
+        depth[level] = d
+    parent = np.arange(total)
+    parent[to_left] = inner
+    parent[to_right] = inner
+    up: np.ndarray[Any, Any] = parent
+    jumped: np.ndarray[Any, Any] = (parent != np.arange(total)).view(np.uint8).astype(np.intp)
+    while True:
+        ahead = up[up]
+        if np.array_equal(ahead, up):
+            return jumped
+        jumped += jumped[up]
+        up = ahead
