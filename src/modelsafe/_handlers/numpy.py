@@ -293,7 +293,7 @@ def _build_array(b: Any, node: dict[str, Any]) -> Any:
     if dt.kind == "O":
         arr = np.empty(shape, dtype=object, order=order)
         b.register(node, arr)
-        items = [b.build(x) for x in node["v"]]
+        items = b.build(node["v"])  # a list of plain values (category names) is used as is
         flat = np.empty(len(items), dtype=object)
         flat[:] = items
         # The elements are listed in the array's memory order.
