@@ -216,7 +216,7 @@ def build_tree(b: Any, node: dict[str, Any]) -> Any:
     if ready is not None:
         tree_class, raw, values = ready
         nodes = raw.view(LAYOUT).reshape(len(raw))
-    else:  # its batch failed: check it alone, which names its first broken invariant
+    else:  # a large tree, or its batch failed: check it alone, naming what is broken
         try:
             tree_class, raw, values = _arrays(b, node)
             nodes = raw.view(LAYOUT).reshape(len(raw))
@@ -255,15 +255,16 @@ def _arrays(b: Any, node: dict[str, Any]) -> tuple[Any, Any, Any]:
 
 # -- checking many trees at once ---------------------------------------------------------------
 #
-# A forest or a boosting model holds hundreds of trees. Checked one at a time, each of
-# check_nodes' ~20 numpy calls costs more than its work on a tree of a few dozen nodes, and
-# on large trees its passes over strided record fields add up to more than pickle's whole
-# load. So before the first tree is built, all trees of the file are checked together, a
-# batch of concatenated records at a time, by the same rules and with few passes. A batch
-# that fails is not explained here: each of its trees is then checked alone when it is built
-# (check_nodes), which names the tree's first broken invariant.
+# A boosting model or a forest of shallow trees holds hundreds of trees of a few dozen nodes,
+# where each of check_nodes' ~20 numpy calls costs more than its work. So before the first
+# tree is built, the file's small trees are checked together, a batch of concatenated records
+# at a time, by the same rules and with few passes. A batch that fails is not explained here:
+# each of its trees is then checked alone when it is built (check_nodes), which names the
+# tree's first broken invariant.
 
-_BATCH = 1 << 16  # records per batch (4 MiB), bounding the scratch memory; a larger tree alone
+_SMALL_TREE = 1024  # nodes. Larger trees are checked alone: their numpy calls pay off, and
+# concatenating them costs fresh memory (in a new process, page faults: rf300 loaded 1.3x slower)
+_BATCH = 1 << 16  # records per batch (4 MiB), bounding the scratch memory
 _LEVELS = 64  # depth computed level by level up to here, then by pointer jumping
 
 
@@ -279,6 +280,8 @@ def _check_group(b: Any) -> dict[int, tuple[Any, Any, Any]]:
             _check_values(ready[2], len(ready[1]), len(nc), max(nc))
         except (ValueError, TypeError):
             continue  # explained when this tree is built
+        if len(ready[1]) > _SMALL_TREE:
+            continue  # checked alone when built
         if batch and size + len(ready[1]) > _BATCH:
             _check_batch(batch, out)
             batch, size = [], 0
@@ -353,7 +356,8 @@ def check_forest(
     hit[to_right] = True
     if np.count_nonzero(hit) != total - len(sizes):
         return False  # as many links as non-roots, all reached: one parent each
-    if np.count_nonzero(records[inner, 2].view(np.uintp) >= n_features[tree]):
+    feature = records[inner, 2].astype(np.intp).view(np.uintp)
+    if np.count_nonzero(feature >= n_features[tree].astype(np.uintp)):
         return False  # negative features too
     if np.count_nonzero(np.isnan(raw.view("<f8")[:, 3])):
         return False
