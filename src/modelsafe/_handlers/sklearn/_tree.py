@@ -212,13 +212,13 @@ def build_tree(b: Any, node: dict[str, Any]) -> Any:
         checked = b.prepared[TAG] = _check_group(b)
     nc = node["nc"]
     n_outputs = len(nc)
-    ready = checked.get(id(node))
-    if ready is not None:
+    ready, passed = checked.get(id(node), (None, False))
+    if passed:
         tree_class, raw, values = ready
         nodes = raw.view(LAYOUT).reshape(len(raw))
     else:  # a large tree, or its batch failed: check it alone, naming what is broken
         try:
-            tree_class, raw, values = _arrays(b, node)
+            tree_class, raw, values = _arrays(b, node) if ready is None else ready
             nodes = raw.view(LAYOUT).reshape(len(raw))
             check_nodes(nodes, values, node["nf"], n_outputs, max(nc), node["md"])
         except (ValueError, TypeError) as exc:
@@ -268,9 +268,10 @@ _BATCH = 1 << 16  # records per batch (4 MiB), bounding the scratch memory
 _LEVELS = 64  # depth computed level by level up to here, then by pointer jumping
 
 
-def _check_group(b: Any) -> dict[int, tuple[Any, Any, Any]]:
-    """``id(node) -> (Tree class, records, values)`` for every tree whose batch passed."""
-    out: dict[int, tuple[Any, Any, Any]] = {}
+def _check_group(b: Any) -> dict[int, tuple[Any, bool]]:
+    """``id(node) -> ((Tree class, records, values), passed)`` for every tree whose arrays
+    have their form; ``passed`` when its batch passed (large trees are in no batch)."""
+    out: dict[int, tuple[Any, bool]] = {}
     batch: list[tuple[dict[str, Any], tuple[Any, Any, Any]]] = []
     size = 0
     for node in b.groups.get(TAG, ()):
@@ -280,6 +281,7 @@ def _check_group(b: Any) -> dict[int, tuple[Any, Any, Any]]:
             _check_values(ready[2], len(ready[1]), len(nc), max(nc))
         except (ValueError, TypeError):
             continue  # explained when this tree is built
+        out[id(node)] = (ready, False)
         if len(ready[1]) > _SMALL_TREE:
             continue  # checked alone when built
         if batch and size + len(ready[1]) > _BATCH:
@@ -293,7 +295,7 @@ def _check_group(b: Any) -> dict[int, tuple[Any, Any, Any]]:
 
 
 def _check_batch(
-    batch: list[tuple[dict[str, Any], tuple[Any, Any, Any]]], out: dict[int, tuple[Any, Any, Any]]
+    batch: list[tuple[dict[str, Any], tuple[Any, Any, Any]]], out: dict[int, tuple[Any, bool]]
 ) -> None:
     raws = [raw for _, (_, raw, _) in batch]
     ok = check_forest(
@@ -304,7 +306,7 @@ def _check_batch(
     )
     if ok:
         for node, ready in batch:
-            out[id(node)] = ready
+            out[id(node)] = (ready, True)
 
 
 def _check_values(values: Any, n: int, n_outputs: int, max_n_classes: int) -> Any:
