@@ -234,6 +234,8 @@ def used_types(root: Any) -> list[str]:
             names.add(f"pathlib.{node['kind']}")
         elif tag == "sk.tree":
             names.add("sklearn.tree._tree.Tree")
+        elif tag == "sk.hgbp":
+            names.add("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor")
         elif tag in _RNG_TAGS:
             names.add(f"numpy.random.{node['bitgen']}")
             if _RNG_TAGS[tag]:

@@ -187,11 +187,14 @@ def _models() -> dict[str, tuple[Callable[[], Any], str]]:
 
 
 MODELS = _models()
-# The same models saved with their trees as ``sk.tree`` nodes (the default writer's form);
+# The same models saved with their trees as ``sk.tree`` nodes and their histogram boosting
+# predictors as ``sk.hgbp`` nodes (the default writer's form);
 # the other entries are edited in the generic ``call`` form (see ``full_form``).
 COMPACT = {
     "decision_tree_compact": "decision_tree_classifier",
     "random_forest_compact": "random_forest",
+    "hgb_compact": "hist_gradient_boosting",
+    "hgb_categorical_compact": "hist_gradient_boosting_categorical",
 }
 MODELS.update({name: MODELS[base] for name, base in COMPACT.items()})
 _METHODS = (
@@ -843,7 +846,7 @@ def _hgb_cases() -> dict[str, Case]:
             "hist_gradient_boosting",
             lambda s: s.edit(nodes(s), _set_field("feature_idx", 0, 9)),
             hgb,
-            "feature_idx[0] = 9 is outside [0, 4)",
+            "_predictors[0][0] node 0: feature_idx = 9 is outside [0, 4)",
         ),
         "model with other predictors per iteration": (
             "hist_gradient_boosting",
@@ -1287,6 +1290,98 @@ def _compact_tree_cases() -> dict[str, Case]:
     }
 
 
+def _compact_predictor_cases() -> dict[str, Case]:
+    """The ``sk.hgbp`` node: packed 56-byte records, the predictors of a file checked
+    together, then one by one when that fails (which names the broken invariant)."""
+    from modelsafe._handlers.sklearn._hgb import LAYOUT
+
+    pred = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
+
+    def at(s: Surgery, *rest: Any, nth: int = 0) -> Path_:
+        found = [p for p, n in _tagged(s.header["root"], "sk.hgbp")]
+        return (*found[nth], *rest)
+
+    def records(nth: int, field: str, index: int, value: Any) -> Callable[[Surgery], None]:
+        def fn(s: Surgery) -> None:
+            s.edit(
+                at(s, "nodes", nth=nth),
+                lambda raw: raw.view(LAYOUT)[field].__setitem__(index, value),
+            )
+
+        return fn
+
+    def categorical_split(s: Surgery) -> tuple[int, int]:
+        """(predictor, node) of the first categorical split."""
+        for k, (_p, node) in enumerate(_tagged(s.header["root"], "sk.hgbp")):
+            if "binned" in node:
+                nodes = s.array(at(s, "nodes", nth=k)).view(LAYOUT)[:, 0]
+                hit = np.flatnonzero((nodes["is_leaf"] == 0) & (nodes["is_categorical"] == 1))
+                return k, int(hit[0])
+        raise AssertionError("no categorical split in the sample")
+
+    def bitset_out_of_range(s: Surgery) -> None:
+        k, i = categorical_split(s)
+        records(k, "bitset_idx", i, 4_000_000_000)(s)  # ~128 GB past the bitsets
+
+    def narrow(s: Surgery) -> None:
+        s.put(at(s, "nodes"), s.array(at(s, "nodes"))[:, :48].copy())
+
+    def longer_raw_bitsets(s: Surgery) -> None:
+        k, _i = categorical_split(s)
+        bits = s.array(at(s, "raw", nth=k))
+        s.put(at(s, "raw", nth=k), np.concatenate([bits, bits[:1]]))
+
+    return {
+        "compact predictor child out of range": (
+            "hgb_compact",
+            records(0, "left", 0, 4_000_000_000),
+            pred,
+            "left[0] = 4000000000 is outside [1, ",
+        ),
+        # Checked together, their records concatenated: an index valid in the concatenation
+        # but not in its own predictor must still fail.
+        "compact predictor child in the next predictor": (
+            "hgb_compact",
+            lambda s: s.edit(
+                at(s, "nodes", nth=1),
+                lambda raw: raw.view(LAYOUT)["right"].__setitem__(0, len(raw) + 1),
+            ),
+            pred,
+            "right[0] = ",
+        ),
+        "compact predictor cycle": (
+            "hgb_compact",
+            records(2, "left", 0, 0),
+            pred,
+            "does not come after node",
+        ),
+        "compact predictor leaf flag": (
+            "hgb_compact",
+            records(3, "is_leaf", 0, 9),
+            pred,
+            "is_leaf[0] = 9 is not 0 or 1",
+        ),
+        "compact predictor bitset out of range": (
+            "hgb_categorical_compact",
+            bitset_out_of_range,
+            pred,
+            "bitset_idx[",
+        ),
+        "compact predictor bitsets of two lengths": (
+            "hgb_categorical_compact",
+            longer_raw_bitsets,
+            pred,
+            "binned_left_cat_bitsets has ",
+        ),
+        "compact predictor records not 56 bytes": (
+            "hgb_compact",
+            narrow,
+            pred,
+            "nodes must be uint8 records of 56 bytes",
+        ),
+    }
+
+
 def _tagged(tree: Any, tag: str) -> Iterator[tuple[Path_, Any]]:
     """(path, node) of every node with this tag, depth first in document order."""
     stack: list[tuple[Path_, Any]] = [((), tree)]
@@ -1305,6 +1400,7 @@ CASES: dict[str, Case] = {
     **_compact_tree_cases(),
     **_ensemble_cases(),
     **_hgb_cases(),
+    **_compact_predictor_cases(),
     **_neighbors_cases(),
     **_kmeans_cases(),
     **_loss_cases(),
@@ -1722,3 +1818,108 @@ def test_deep_trees_are_checked_past_the_level_by_level_walk(levels: int) -> Non
     sizes = np.array([len(small), 2 * levels + 1, len(small)])
     for depth, ok in ((levels, True), (levels - 1, False), (levels + 1, False)):
         assert check_forest(raw, sizes, np.array([1, 1, 1]), np.array([3, depth, 3])) is ok
+
+
+# -- the sk.hgbp node --------------------------------------------------------------------------
+
+HGBP = "sk.hgbp"
+# Broken ``sk.hgbp`` nodes the audit refuses, before anything is imported or built.
+SK_HGBP_AUDIT: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
+    "bitsets without their raw twin": (lambda n: n.pop("raw"), "'binned' and 'raw' come together"),
+    "nodes given as a list": (lambda n: n.update(nodes=[1, 2]), "'nodes' must be an 'nd' node"),
+    "nodes with an id": (lambda n: n["nodes"].update(id=99), "'nodes' must be an 'nd' node"),
+    "no nodes": (lambda n: n.pop("nodes"), "lacks 'nodes'"),
+    "an extra member": (lambda n: n.update(extra=1), "unexpected member(s) ['extra']"),
+}
+
+
+@pytest.mark.parametrize("case", SK_HGBP_AUDIT)
+def test_broken_sk_hgbp_nodes_fail_the_audit(case: str) -> None:
+    edit, text = SK_HGBP_AUDIT[case]
+    s = _surgery("hgb_categorical_compact")
+    edit(next(node for _p, node in _tagged(s.header["root"], HGBP) if "raw" in node))
+    with pytest.raises(modelsafe.FormatError, match=re.escape(text)):
+        modelsafe.loads(s.blob())
+
+
+@pytest.mark.parametrize("model", ["hist_gradient_boosting", "hist_gradient_boosting_categorical"])
+def test_predictors_are_saved_as_compact_nodes_and_load_the_same(model: str) -> None:
+    """The default writer gives every TreePredictor an ``sk.hgbp`` node (bitsets only where
+    a split is categorical), the loaded predictors have scikit-learn's own record dtype, and
+    the generic form of the same model still loads."""
+    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+
+    make, x = MODELS[model]
+    fitted = make()
+    blob = modelsafe.dumps(fitted)
+    nodes = [node for _p, node in _tagged(split(blob).header["root"], HGBP)]
+    predictors = [p for row in fitted._predictors for p in row]
+    assert len(nodes) == len(predictors)
+    assert [("raw" in n) for n in nodes] == [len(p.raw_left_cat_bitsets) > 0 for p in predictors]
+    loaded = modelsafe.loads(blob)
+    assert all(p.nodes.dtype == PREDICTOR_RECORD_DTYPE for row in loaded._predictors for p in row)
+    for mine, theirs in zip(
+        (p for row in loaded._predictors for p in row), predictors, strict=True
+    ):
+        assert mine.nodes.tobytes() == theirs.nodes.tobytes()
+        assert np.array_equal(mine.raw_left_cat_bitsets, theirs.raw_left_cat_bitsets)
+        assert np.array_equal(mine.binned_left_cat_bitsets, theirs.binned_left_cat_bitsets)
+    assert outputs(loaded, DATA[x]) == outputs(fitted, DATA[x])
+    with full_form():
+        generic = modelsafe.dumps(fitted)
+    assert not list(_tagged(split(generic).header["root"], HGBP))
+    assert outputs(modelsafe.loads(generic), DATA[x]) == outputs(fitted, DATA[x])
+
+
+def test_checking_predictors_together_agrees_with_checking_them_alone() -> None:
+    """check_predictors (all predictors at once) accepts exactly the predictors that
+    predictor_state accepts one by one: the real ones, and 400 with one random field of
+    one record broken."""
+    from modelsafe._handlers.sklearn._hgb import LAYOUT, check_predictors, predictor_state
+
+    fitted = [
+        MODELS[m][0]() for m in ("hist_gradient_boosting", "hist_gradient_boosting_categorical")
+    ]
+    predictors = [p for model in fitted for row in model._predictors for p in row]
+    records = [p.nodes.astype(LAYOUT) for p in predictors]
+    bits = [len(p.raw_left_cat_bitsets) for p in predictors]
+
+    def together(recs: list[np.ndarray[Any, Any]]) -> bool:
+        return check_predictors(
+            np.concatenate(recs), np.array([len(r) for r in recs]), np.array(bits)
+        )
+
+    def alone(recs: list[np.ndarray[Any, Any]]) -> bool:
+        try:
+            for r, p in zip(recs, predictors, strict=True):
+                predictor_state(None, {
+                    "nodes": r,
+                    "binned_left_cat_bitsets": p.binned_left_cat_bitsets,
+                    "raw_left_cat_bitsets": p.raw_left_cat_bitsets,
+                })  # fmt: skip
+        except ValueError:
+            return False
+        return True
+
+    assert any(bits) and together(records) and alone(records)
+    rng = np.random.default_rng(0)
+    verdicts = {True: 0, False: 0}
+    fields = ["left", "right", "is_leaf", "missing_go_to_left", "is_categorical",
+              "feature_idx", "bitset_idx"]  # fmt: skip
+    for _ in range(400):
+        broken = [r.copy() for r in records]
+        k = int(rng.integers(len(broken)))
+        row = int(rng.integers(len(broken[k])))
+        field = str(rng.choice(fields))
+        n = len(broken[k])
+        choices = {
+            "left": [0, row, row + 1, n - 1, n, 2**32 - 1],
+            "right": [0, row, row + 1, n - 1, n, 2**32 - 1],
+            "feature_idx": [-1, 0, 3, 2**31 - 1, 2**31],
+            "bitset_idx": [0, 1, bits[k], bits[k] + 1, 2**32 - 1],
+        }.get(field, [0, 1, 2, 255])
+        broken[k][field][row] = rng.choice(choices)
+        verdict = alone(broken)
+        assert together(broken) == verdict, (k, row, field)
+        verdicts[verdict] += 1
+    assert verdicts[True] and verdicts[False] > 150  # both outcomes were exercised

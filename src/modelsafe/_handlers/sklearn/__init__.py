@@ -1,7 +1,8 @@
 """scikit-learn: validators for the compiled internals fitted estimators hold.
 
 Fitted estimators travel through the generic reduce path (``obj``/``call``
-nodes); only decision trees get a compact node of their own (``sk.tree``).
+nodes); only decision trees (``sk.tree``) and histogram boosting predictors
+(``sk.hgbp``) get compact nodes of their own.
 What they need is validation:
 several internals are Cython objects whose ``__setstate__`` stores arrays that
 compiled loops later index without bounds checks (decision ``Tree`` nodes,
@@ -41,13 +42,19 @@ METRIC_CLASSES = tuple(
 
 
 def encoder_for(t: type) -> Callable[[Any, Any], Any] | None:
-    """Decision trees get a compact node of their own; the rest take the generic path."""
+    """Decision trees and histogram boosting predictors get compact nodes of their own; the
+    rest take the generic path."""
     if t.__module__ == "sklearn.tree._tree" and t.__name__ == "Tree":
         return _tree.enc_tree
+    if t.__module__ == f"{_HGB}.predictor" and t.__name__ == "TreePredictor":
+        return _hgb.enc_predictor
     return None
 
 
-TAGS: dict[str, Tag] = {_tree.TAG: Tag(_tree.audit_tree, _tree.build_tree)}
+TAGS: dict[str, Tag] = {
+    _tree.TAG: Tag(_tree.audit_tree, _tree.build_tree),
+    _hgb.TAG: Tag(_hgb.audit_predictor, _hgb.build_predictor),
+}
 
 
 def _validators() -> dict[str, Validator]:

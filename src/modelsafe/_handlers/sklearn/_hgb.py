@@ -69,14 +69,6 @@ def predictor_state(obj: Any, state: Any) -> None:
     in_range("bitset_idx", nodes["bitset_idx"][split], 0, len(raw), where=split)
 
 
-def feature_indices(predictor: Any) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """The features the internal nodes of a validated predictor split on, and which of
-    those splits are categorical."""
-    nodes = predictor.nodes
-    internal = nodes["is_leaf"] == 0
-    return nodes["feature_idx"][internal], nodes["is_categorical"][internal] == 1
-
-
 # -- the bin mapper -------------------------------------------------------------------------
 
 
@@ -145,17 +137,239 @@ def hgb_state(obj: Any, state: Any) -> None:
     predictors = state["_predictors"]
     if type(predictors) is not list:
         raise TypeError("_predictors must be a list")
+    where: list[tuple[int, int]] = []
+    nodes = []
     for i, row in enumerate(predictors):
         if type(row) is not list or len(row) != k:
             raise ValueError(f"_predictors[{i}] must be a list of {k} predictors")
         for j, p in enumerate(row):
             if type(p) is not TreePredictor:
                 raise TypeError(f"_predictors[{i}][{j}] is not a TreePredictor")
-            feature, categorical = feature_indices(p)
-            in_range(f"_predictors[{i}][{j}] feature_idx", feature, 0, n_features)
-            wrong = categorical & (is_cat[feature] == 0)
-            if wrong.any():
-                raise ValueError(
-                    f"_predictors[{i}][{j}] has a categorical split on feature "
-                    f"{int(feature[first(wrong)])}, which the bin mapper holds as numerical"
-                )
+            where.append((i, j))
+            nodes.append(p.nodes)
+    if not nodes:
+        return
+    # All predictors' internal nodes at once (the fields, not the records: concatenating
+    # structured arrays costs a dtype promotion per field and array).
+    sizes = np.array([len(n) for n in nodes])
+    feature = np.concatenate([n["feature_idx"] for n in nodes])
+    internal = np.concatenate([n["is_leaf"] for n in nodes]) == 0
+    categorical = np.concatenate([n["is_categorical"] for n in nodes]) == 1
+    outside = internal & ((feature < 0) | (feature >= n_features))
+    if np.count_nonzero(outside):
+        at = first(outside)
+        raise ValueError(
+            f"{_node_name(where, sizes, at)}feature_idx = {int(feature[at])} is outside "
+            f"[0, {n_features})"
+        )
+    wrong = internal & categorical
+    wrong[wrong] = is_cat[feature[wrong]] == 0
+    if np.count_nonzero(wrong):
+        at = first(wrong)
+        raise ValueError(
+            f"{_node_name(where, sizes, at)}is a categorical split on feature "
+            f"{int(feature[at])}, which the bin mapper holds as numerical"
+        )
+
+
+def _node_name(where: list[tuple[int, int]], sizes: np.ndarray[Any, Any], at: int) -> str:
+    """``_predictors[i][j] node n: `` for the ``at``-th node of the concatenated predictors."""
+    ends = np.cumsum(sizes)
+    t = int(np.searchsorted(ends, at, side="right"))
+    i, j = where[t]
+    return f"_predictors[{i}][{j}] node {at - int(ends[t] - sizes[t])}: "
+
+
+# -- the "sk.hgbp" node: a TreePredictor in a compact form -------------------------------------
+#
+# The generic path stores a predictor as an ``obj`` node whose state dict holds three arrays,
+# the nodes with their structured dtype spelled out in JSON, and checks each predictor with
+# some thirty numpy calls on a few dozen nodes. The node below holds the node records as raw
+# bytes in one packed little-endian layout (``LAYOUT``) and the bitsets only when a split is
+# categorical; the predictors of a file are checked together before the first is built.
+
+TAG = "sk.hgbp"
+PREDICTOR = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
+LAYOUT = np.dtype(
+    {
+        "names": list(PREDICTOR_FIELDS),
+        "formats": ["<f8", "<u4", "<i8", "<f8", "u1", "<u4", "<u4", "<f8", "<u4", "u1", "u1",
+                    "u1", "<u4"],
+        "offsets": [0, 8, 12, 20, 28, 29, 33, 37, 45, 49, 50, 51, 52],
+        "itemsize": 56,
+    }
+)  # fmt: skip
+_STATE = {"nodes", "binned_left_cat_bitsets", "raw_left_cat_bitsets"}
+
+
+def enc_predictor(e: Any, p: Any) -> Any:
+    """Encode a TreePredictor as an ``sk.hgbp`` node (the generic path for any other form)."""
+    entry = e.memo.get(id(p))
+    if entry is not None:
+        return e.ref(entry)
+    state = vars(p)
+    nodes = state.get("nodes")
+    if (
+        state.keys() != _STATE
+        or type(nodes) is not np.ndarray
+        or nodes.ndim != 1
+        or nodes.dtype.names is None
+        or list(nodes.dtype.names) != list(PREDICTOR_FIELDS)
+        or not all(_plain_bitsets(state[k]) for k in _STATE - {"nodes"})
+    ):
+        from ..._graph.encode import _enc_reduce
+
+        return _enc_reduce(e, p)  # another scikit-learn's form, or a predictor changed by hand
+    raw = np.ascontiguousarray(nodes.astype(LAYOUT)).view(np.uint8).reshape(len(nodes), 56)
+    e.types.add(PREDICTOR)
+    node: dict[str, Any] = {"$": TAG, "nodes": e.enc(raw)}
+    binned, raw_bits = state["binned_left_cat_bitsets"], state["raw_left_cat_bitsets"]
+    if len(binned) or len(raw_bits):
+        node["binned"] = e.enc(np.ascontiguousarray(binned, dtype="<u4"))
+        node["raw"] = e.enc(np.ascontiguousarray(raw_bits, dtype="<u4"))
+    e.remember(p, node)
+    return node
+
+
+def _plain_bitsets(x: Any) -> bool:
+    return type(x) is np.ndarray and x.dtype == np.uint32 and x.ndim == 2
+
+
+def audit_predictor(a: Any, node: dict[str, Any]) -> None:
+    a.keys(node, ("nodes",), ("binned", "raw", "id"))
+    if ("binned" in node) != ("raw" in node):
+        a.fail("'binned' and 'raw' come together (the bitsets of the categorical splits)")
+    for member in ("nodes", "binned", "raw"):
+        if member in node:
+            x = node[member]
+            if type(x) is not dict or x.get("$") != "nd" or "id" in x:
+                a.fail(f"'{member}' must be an 'nd' node without an id")
+            a.visit(x)
+    a.need(PREDICTOR, "node")
+    a.define_late(node)
+    a.group(TAG, node)
+
+
+def build_predictor(b: Any, node: dict[str, Any]) -> Any:
+    checked = b.prepared.get(TAG)
+    if checked is None:
+        checked = b.prepared[TAG] = _check_predictors(b)
+    ready, passed = checked.get(id(node), (None, False))
+    try:
+        if ready is None:
+            ready = _predictor_arrays(b, node)
+        cls, records, binned, raw = ready
+        nodes = records.view(LAYOUT).reshape(len(records))
+        if not passed:  # its batch failed: check it alone, naming what is broken
+            predictor_state(
+                None,
+                {"nodes": nodes, "binned_left_cat_bitsets": binned, "raw_left_cat_bitsets": raw},
+            )
+    except (ValueError, TypeError) as exc:
+        from ...errors import FormatError
+
+        raise FormatError(f"{b.source}: invalid {PREDICTOR}: {exc}") from None
+    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+
+    if nodes.dtype != PREDICTOR_RECORD_DTYPE:  # the file's layout differs from this platform's
+        nodes = nodes.astype(PREDICTOR_RECORD_DTYPE)
+    predictor = cls(nodes, binned, raw)
+    b.register(node, predictor)
+    return predictor
+
+
+def _predictor_arrays(b: Any, node: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+    """The TreePredictor class, the node records (contiguous uint8 rows) and the two bitsets."""
+    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+    if PREDICTOR_RECORD_DTYPE.names != LAYOUT.names:
+        raise ValueError(
+            f"this scikit-learn lays out predictor nodes as {PREDICTOR_RECORD_DTYPE}, which "
+            f"the file's layout cannot fill"
+        )
+    raw = b.build(node["nodes"])
+    if raw.dtype != np.uint8 or raw.ndim != 2 or raw.shape[1] != LAYOUT.itemsize:
+        raise ValueError(
+            f"nodes must be uint8 records of {LAYOUT.itemsize} bytes, "
+            f"not {raw.dtype} of shape {raw.shape}"
+        )
+    if not len(raw):
+        raise ValueError("nodes is empty; a tree has at least its root")
+    if "binned" in node:
+        binned = _native(_bitsets("binned", b.build(node["binned"])))
+        raw_bits = _native(_bitsets("raw", b.build(node["raw"])))
+    else:
+        binned = np.zeros((0, _BITSET_WORDS), dtype=np.uint32)
+        raw_bits = np.zeros((0, _BITSET_WORDS), dtype=np.uint32)
+    return TreePredictor, np.ascontiguousarray(raw), binned, raw_bits
+
+
+def _native(bits: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    return bits if bits.dtype == np.uint32 else bits.astype(np.uint32)  # another byte order
+
+
+def _check_predictors(b: Any) -> dict[int, tuple[Any, bool]]:
+    """``id(node) -> ((class, records, binned, raw), passed)`` for every predictor whose arrays
+    have their form; ``passed`` when the check of all of them together passed."""
+    out: dict[int, tuple[Any, bool]] = {}
+    batch: list[tuple[dict[str, Any], tuple[Any, Any, Any, Any]]] = []
+    for node in b.groups.get(TAG, ()):
+        try:
+            ready = _predictor_arrays(b, node)
+            if len(ready[2]) != len(ready[3]):
+                continue  # explained when this predictor is built
+        except (ValueError, TypeError):
+            continue
+        out[id(node)] = (ready, False)
+        batch.append((node, ready))
+    if batch:
+        raws = [ready[1] for _, ready in batch]
+        records = raws[0] if len(raws) == 1 else np.concatenate(raws)
+        ok = check_predictors(
+            records.view(LAYOUT).reshape(len(records)),
+            np.array([len(raw) for raw in raws], dtype=np.intp),
+            np.array([len(ready[3]) for _, ready in batch], dtype=np.intp),
+        )
+        if ok:
+            for node, ready in batch:
+                out[id(node)] = (ready, True)
+    return out
+
+
+def check_predictors(
+    nodes: np.ndarray[Any, Any], sizes: np.ndarray[Any, Any], n_bitsets: np.ndarray[Any, Any]
+) -> bool:
+    """Whether every predictor passes :func:`predictor_state`'s checks of its nodes, in one
+    pass over the ``LAYOUT`` records of predictors of ``sizes`` nodes, one after the other
+    (``n_bitsets``: the rows of each one's bitsets). Each child index is taken within its own
+    tree: it comes after its parent and lies in its tree, a tree of ``n`` nodes has ``n - 1``
+    child links, and every node but a root is the child of some node (so of exactly one)."""
+    total = len(nodes)
+    is_leaf = nodes["is_leaf"]
+    if np.count_nonzero(
+        (is_leaf > 1) | (nodes["missing_go_to_left"] > 1) | (nodes["is_categorical"] > 1)
+    ):
+        return False
+    inner = np.flatnonzero(is_leaf == 0)
+    if 2 * len(inner) != total - len(sizes):
+        return False
+    starts = np.cumsum(sizes) - sizes
+    tree = np.repeat(np.arange(len(sizes)), sizes)[inner]
+    base, end = starts[tree], (starts + sizes)[tree]
+    to_left = nodes["left"][inner].astype(np.intp) + base
+    to_right = nodes["right"][inner].astype(np.intp) + base
+    if np.count_nonzero(
+        (to_left <= inner) | (to_left >= end) | (to_right <= inner) | (to_right >= end)
+    ):
+        return False
+    hit = np.zeros(total, dtype=np.bool_)
+    hit[to_left] = True
+    hit[to_right] = True
+    if np.count_nonzero(hit) != total - len(sizes):
+        return False
+    feature = nodes["feature_idx"][inner]
+    if np.count_nonzero((feature < 0) | (feature >= 2**31)):
+        return False
+    split = nodes["is_categorical"][inner] == 1
+    return not np.count_nonzero(nodes["bitset_idx"][inner][split] >= n_bitsets[tree][split])
