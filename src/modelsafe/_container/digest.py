@@ -7,6 +7,7 @@ exactly one digest (docs/format.md, "Digests").
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,9 @@ def _blake3() -> Any:
     return blake3.blake3
 
 
+@functools.cache
 def cores() -> int:
+    """The machine's cores (asked once: the call reads /sys, a cost on every small load)."""
     return os.cpu_count() or 1
 
 
