@@ -314,6 +314,7 @@ def _check_predictors(b: Any) -> dict[int, tuple[Any, bool]]:
     have their form; ``passed`` when the check of all of them together passed."""
     out: dict[int, tuple[Any, bool]] = {}
     batch: list[tuple[dict[str, Any], tuple[Any, Any, Any, Any]]] = []
+    size = 0
     for node in b.groups.get(TAG, ()):
         try:
             ready = _predictor_arrays(b, node)
@@ -322,19 +323,32 @@ def _check_predictors(b: Any) -> dict[int, tuple[Any, bool]]:
         except (ValueError, TypeError):
             continue
         out[id(node)] = (ready, False)
+        if batch and size + len(ready[1]) > _BATCH:
+            _check_batch(batch, out)
+            batch, size = [], 0
         batch.append((node, ready))
+        size += len(ready[1])
     if batch:
-        raws = [ready[1] for _, ready in batch]
-        records = raws[0] if len(raws) == 1 else np.concatenate(raws)
-        ok = check_predictors(
-            records.view(LAYOUT).reshape(len(records)),
-            np.array([len(raw) for raw in raws], dtype=np.intp),
-            np.array([len(ready[3]) for _, ready in batch], dtype=np.intp),
-        )
-        if ok:
-            for node, ready in batch:
-                out[id(node)] = (ready, True)
+        _check_batch(batch, out)
     return out
+
+
+_BATCH = 1 << 16  # records per batch (3.5 MiB), bounding the scratch memory
+
+
+def _check_batch(
+    batch: list[tuple[dict[str, Any], tuple[Any, Any, Any, Any]]], out: dict[int, tuple[Any, bool]]
+) -> None:
+    raws = [ready[1] for _, ready in batch]
+    records = raws[0] if len(raws) == 1 else np.concatenate(raws)
+    ok = check_predictors(
+        records.view(LAYOUT).reshape(len(records)),
+        np.array([len(raw) for raw in raws], dtype=np.intp),
+        np.array([len(ready[3]) for _, ready in batch], dtype=np.intp),
+    )
+    if ok:
+        for node, ready in batch:
+            out[id(node)] = (ready, True)
 
 
 def check_predictors(
