@@ -8,7 +8,7 @@ nodes, and validation must cost a fraction of the load.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -188,3 +188,52 @@ def depths(parent: Array) -> Array:
         depth += depth[up]
         up = up[up]
     return depth
+
+
+Batch = list[tuple[dict[str, Any], Any]]  # (node, what ``prepare`` made of it)
+
+
+def check_in_batches(
+    nodes: Iterable[dict[str, Any]],
+    prepare: Callable[[dict[str, Any]], Sequence[Any]],
+    check: Callable[[Batch, Array], bool],
+    batch_records: int,
+    alone_above: int | None = None,
+) -> dict[int, tuple[Any, bool]]:
+    """Check many handler nodes together: ``id(node) -> (prepared, passed)``.
+
+    ``prepare(node)`` gives the node's arrays, its records (uint8 rows) second, or raises
+    ``ValueError``/``TypeError`` (the node is then left out, and explained when it is
+    built). Records are concatenated, at most ``batch_records`` of them a batch, and
+    ``check(batch, records)`` says whether the whole batch passes; ``passed`` is False
+    for the nodes of a failed batch and for those of more than ``alone_above`` records,
+    which are in no batch. Either way, each such node is then checked alone when built,
+    which names its first broken invariant.
+    """
+    out: dict[int, tuple[Any, bool]] = {}
+    batch: Batch = []
+    size = 0
+
+    def run() -> None:
+        raws = [ready[1] for _, ready in batch]
+        if check(batch, raws[0] if len(raws) == 1 else np.concatenate(raws)):
+            for node, ready in batch:
+                out[id(node)] = (ready, True)
+
+    for node in nodes:
+        try:
+            ready = prepare(node)
+        except (ValueError, TypeError):
+            continue
+        out[id(node)] = (ready, False)
+        n = len(ready[1])
+        if alone_above is not None and n > alone_above:
+            continue
+        if batch and size + n > batch_records:
+            run()
+            batch, size = [], 0
+        batch.append((node, ready))
+        size += n
+    if batch:
+        run()
+    return out

@@ -13,7 +13,18 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import array, binary_tree, first, flags, in_range, integer, keys, records
+from ._checks import (
+    Batch,
+    array,
+    binary_tree,
+    check_in_batches,
+    first,
+    flags,
+    in_range,
+    integer,
+    keys,
+    records,
+)
 
 PREDICTOR_FIELDS = {
     "value": ("f", (8,)),
@@ -220,7 +231,7 @@ def enc_predictor(e: Any, p: Any) -> Any:
         from ..._graph.encode import _enc_reduce
 
         return _enc_reduce(e, p)  # another scikit-learn's form, or a predictor changed by hand
-    raw = np.ascontiguousarray(nodes.astype(LAYOUT)).view(np.uint8).reshape(len(nodes), 56)
+    raw = nodes.astype(LAYOUT).view(np.uint8).reshape(len(nodes), LAYOUT.itemsize)
     e.types.add(PREDICTOR)
     node: dict[str, Any] = {"$": TAG, "nodes": e.enc(raw)}
     binned, raw_bits = state["binned_left_cat_bitsets"], state["raw_left_cat_bitsets"]
@@ -311,44 +322,25 @@ def _native(bits: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
 
 def _check_predictors(b: Any) -> dict[int, tuple[Any, bool]]:
     """``id(node) -> ((class, records, binned, raw), passed)`` for every predictor whose arrays
-    have their form; ``passed`` when the check of all of them together passed."""
-    out: dict[int, tuple[Any, bool]] = {}
-    batch: list[tuple[dict[str, Any], tuple[Any, Any, Any, Any]]] = []
-    size = 0
-    for node in b.groups.get(TAG, ()):
-        try:
-            ready = _predictor_arrays(b, node)
-            if len(ready[2]) != len(ready[3]):
-                continue  # explained when this predictor is built
-        except (ValueError, TypeError):
-            continue
-        out[id(node)] = (ready, False)
-        if batch and size + len(ready[1]) > _BATCH:
-            _check_batch(batch, out)
-            batch, size = [], 0
-        batch.append((node, ready))
-        size += len(ready[1])
-    if batch:
-        _check_batch(batch, out)
-    return out
+    have their form; ``passed`` when its batch passed."""
+
+    def prepare(node: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+        ready = _predictor_arrays(b, node)
+        if len(ready[2]) != len(ready[3]):
+            raise ValueError("the bitsets differ in length")  # explained when built
+        return ready
+
+    def check(batch: Batch, raw: np.ndarray[Any, Any]) -> bool:
+        return check_predictors(
+            raw.view(LAYOUT).reshape(len(raw)),
+            np.array([len(ready[1]) for _, ready in batch], dtype=np.intp),
+            np.array([len(ready[3]) for _, ready in batch], dtype=np.intp),
+        )
+
+    return check_in_batches(b.groups.get(TAG, ()), prepare, check, _BATCH)
 
 
 _BATCH = 1 << 16  # records per batch (3.5 MiB), bounding the scratch memory
-
-
-def _check_batch(
-    batch: list[tuple[dict[str, Any], tuple[Any, Any, Any, Any]]], out: dict[int, tuple[Any, bool]]
-) -> None:
-    raws = [ready[1] for _, ready in batch]
-    records = raws[0] if len(raws) == 1 else np.concatenate(raws)
-    ok = check_predictors(
-        records.view(LAYOUT).reshape(len(records)),
-        np.array([len(raw) for raw in raws], dtype=np.intp),
-        np.array([len(ready[3]) for _, ready in batch], dtype=np.intp),
-    )
-    if ok:
-        for node, ready in batch:
-            out[id(node)] = (ready, True)
 
 
 def check_predictors(

@@ -15,7 +15,18 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import array, binary_tree, depths, first, flags, integer, keys, records
+from ._checks import (
+    Batch,
+    array,
+    binary_tree,
+    check_in_batches,
+    depths,
+    first,
+    flags,
+    integer,
+    keys,
+    records,
+)
 
 _INTP = (4, 8)  # indexing fields are intp: 4 bytes on 32-bit platforms, which sklearn accepts
 NODE_FIELDS = {
@@ -271,42 +282,22 @@ _LEVELS = 64  # depth computed level by level up to here, then by pointer jumpin
 def _check_group(b: Any) -> dict[int, tuple[Any, bool]]:
     """``id(node) -> ((Tree class, records, values), passed)`` for every tree whose arrays
     have their form; ``passed`` when its batch passed (large trees are in no batch)."""
-    out: dict[int, tuple[Any, bool]] = {}
-    batch: list[tuple[dict[str, Any], tuple[Any, Any, Any]]] = []
-    size = 0
-    for node in b.groups.get(TAG, ()):
-        try:
-            ready = _arrays(b, node)
-            nc = node["nc"]
-            _check_values(ready[2], len(ready[1]), len(nc), max(nc))
-        except (ValueError, TypeError):
-            continue  # explained when this tree is built
-        out[id(node)] = (ready, False)
-        if len(ready[1]) > _SMALL_TREE:
-            continue  # checked alone when built
-        if batch and size + len(ready[1]) > _BATCH:
-            _check_batch(batch, out)
-            batch, size = [], 0
-        batch.append((node, ready))
-        size += len(ready[1])
-    if batch:
-        _check_batch(batch, out)
-    return out
 
+    def prepare(node: dict[str, Any]) -> tuple[Any, Any, Any]:
+        ready = _arrays(b, node)
+        nc = node["nc"]
+        _check_values(ready[2], len(ready[1]), len(nc), max(nc))
+        return ready
 
-def _check_batch(
-    batch: list[tuple[dict[str, Any], tuple[Any, Any, Any]]], out: dict[int, tuple[Any, bool]]
-) -> None:
-    raws = [raw for _, (_, raw, _) in batch]
-    ok = check_forest(
-        raws[0] if len(raws) == 1 else np.concatenate(raws),
-        np.array([len(raw) for raw in raws], dtype=np.intp),
-        np.array([node["nf"] for node, _ in batch], dtype=np.intp),
-        np.array([node["md"] for node, _ in batch], dtype=np.intp),
-    )
-    if ok:
-        for node, ready in batch:
-            out[id(node)] = (ready, True)
+    def check(batch: Batch, raw: np.ndarray[Any, Any]) -> bool:
+        return check_forest(
+            raw,
+            np.array([len(ready[1]) for _, ready in batch], dtype=np.intp),
+            np.array([node["nf"] for node, _ in batch], dtype=np.intp),
+            np.array([node["md"] for node, _ in batch], dtype=np.intp),
+        )
+
+    return check_in_batches(b.groups.get(TAG, ()), prepare, check, _BATCH, _SMALL_TREE)
 
 
 def _check_values(values: Any, n: int, n_outputs: int, max_n_classes: int) -> Any:
