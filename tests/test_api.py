@@ -403,3 +403,44 @@ def test_overwrite_while_mapped_keeps_the_old_view(tmp_path: Path) -> None:
     modelsafe.save({"w": np.ones(1000)}, path)
     assert old["w"].sum() == 0.0
     assert modelsafe.load(path)["w"].sum() == 1000.0
+
+
+_FORK_SCRIPT = """
+import os, sys
+import numpy as np
+import modelsafe
+
+path = sys.argv[1]
+big = {"a": np.arange(2 << 20, dtype=np.float64), "mid": [np.ones(20_000) for _ in range(40)]}
+modelsafe.save(big, path)
+modelsafe.load(path)  # the parent's hashing threads (ours and BLAKE3's) now exist
+pid = os.fork()
+if pid == 0:
+    import signal
+    signal.alarm(30)  # a child waiting on threads that did not survive the fork dies here
+    try:
+        got = modelsafe.load(path)
+        modelsafe.save(got, path + ".child")
+        os._exit(0 if np.array_equal(got["a"], big["a"]) else 3)
+    except BaseException:
+        os._exit(4)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))  # -14: the child hung (SIGALRM)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
+def test_a_forked_child_loads_and_saves_after_its_parent_did(tmp_path: Path) -> None:
+    """Hashing threads do not survive fork: a child of a process that loaded a large
+    file must not wait on the parent's threads (BLAKE3's shared pool deadlocked here)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _FORK_SCRIPT, str(tmp_path / "big.msafe")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "0", f"child exit: {proc.stdout!r} {proc.stderr[-2000:]}"

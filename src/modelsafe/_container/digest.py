@@ -3,19 +3,29 @@
 A buffer's digest covers its stored bytes followed by the zero padding up to
 the next 64-byte boundary, so every byte of the data section is covered by
 exactly one digest (docs/format.md, "Digests").
+
+Threads: many mid-sized buffers (a forest's trees) are split into one group per
+core, hashed by a pool of threads kept for the life of the process (starting
+threads for every load cost more than hashing a small model). A large buffer
+is hashed by BLAKE3's own threads. Neither survives ``fork``: in a forked child
+the pool is made anew, and BLAKE3 is given an explicit thread count, which
+makes it start its own threads instead of waiting on the parent's shared ones
+(that wait never ends).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 _ZEROS = bytes(64)
-_SMALL = 1 << 16  # below this, thread hand-off costs more than the hash
-_LARGE = 1 << 23  # from here, BLAKE3's own multi-threading is used
+_SMALL = 1 << 14  # below this, a buffer is hashed in the calling thread: a hand-off costs more
+_LARGE = 1 << 20  # from here, BLAKE3's own threads split the buffer
+_GROUP = 1 << 19  # mid-sized buffers totalling less than this are not worth the pool
 
 
 def _blake3() -> Any:
@@ -30,19 +40,69 @@ def cores() -> int:
     return os.cpu_count() or 1
 
 
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_forked = False  # this process was forked from one that may have used BLAKE3's shared threads
+
+
+def _after_fork() -> None:
+    global _pool, _pool_lock, _forked
+    _pool = None  # its threads stayed in the parent
+    _pool_lock = threading.Lock()  # another thread may have held it at the fork
+    _forked = True
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def _threads() -> ThreadPoolExecutor:
+    """The hashing pool (every core but the caller's), started on first use."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max(1, cores() - 1), thread_name_prefix="modelsafe-hash")
+        return _pool
+
+
 def digest(data: memoryview | bytes | bytearray, pad: int = 0, threads: int | None = None) -> str:
     """Hex BLAKE3-256 of ``data`` followed by ``pad`` zero bytes (pad < 64).
 
     ``threads`` caps the threads hashing a large buffer (default: every core).
     """
     b3 = _blake3()
-    if len(data) >= _LARGE and threads != 1:
-        h = b3(data, max_threads=b3.AUTO if threads is None else threads)
+    if len(data) >= _LARGE and threads != 1 and cores() > 1:
+        if threads is None and not _forked:
+            h = b3(data, max_threads=b3.AUTO)  # BLAKE3's shared threads, started once
+        else:
+            h = b3(data, max_threads=threads or cores())  # threads of this call's own
     else:
         h = b3(data)
     if pad:
         h.update(_ZEROS[:pad])
     return str(h.hexdigest())
+
+
+def _hash_all(items: Sequence[tuple[memoryview | bytes, int]]) -> list[str]:
+    b3 = _blake3()
+    out = []
+    for data, pad in items:
+        h = b3(data)
+        if pad:
+            h.update(_ZEROS[:pad])
+        out.append(h.hexdigest())
+    return out
+
+
+def _groups(sizes: Sequence[tuple[int, int]], count: int) -> list[list[int]]:
+    """Split ``(index, size)`` pairs into ``count`` groups of about equal bytes
+    (largest first, each to the lightest group)."""
+    groups: list[list[int]] = [[] for _ in range(count)]
+    loads = [0] * count
+    for i, n in sorted(sizes, key=lambda p: -p[1]):
+        g = loads.index(min(loads))
+        groups[g].append(i)
+        loads[g] += n
+    return [g for g in groups if g]
 
 
 def digest_many(
@@ -52,25 +112,27 @@ def digest_many(
     (default: every core)."""
     threads = cores() if threads is None else max(1, threads)
     out: list[str] = [""] * len(items)
-    mid: list[int] = []
-    b3 = _blake3()
+    mid: list[tuple[int, int]] = []
+    mid_bytes = 0
     for i, (data, pad) in enumerate(items):
         n = len(data)
-        if n < _SMALL:
-            h = b3(data)
-            if pad:
-                h.update(_ZEROS[:pad])
-            out[i] = h.hexdigest()
-        elif n >= _LARGE:
-            out[i] = digest(data, pad, threads)
+        if n >= _LARGE:
+            out[i] = digest(data, pad, None if threads == cores() else threads)
+        elif n < _SMALL or threads == 1:
+            out[i] = _hash_all([(data, pad)])[0]
         else:
-            mid.append(i)
-    if len(mid) == 1 or (mid and threads == 1):
-        for i in mid:
-            out[i] = digest(*items[i])
-    elif mid:
-        workers = min(len(mid), threads)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for i, d in zip(mid, pool.map(lambda j: digest(*items[j]), mid), strict=True):
-                out[i] = d
+            mid.append((i, n))
+            mid_bytes += n
+    if not mid:
+        return out
+    groups = _groups(mid, threads) if mid_bytes >= _GROUP else [[i for i, _ in mid]]
+    pending: list[tuple[list[int], Future[list[str]]]] = []
+    if len(groups) > 1:
+        pool = _threads()
+        pending = [(g, pool.submit(_hash_all, [items[i] for i in g])) for g in groups[1:]]
+    done = [(groups[0], _hash_all([items[i] for i in groups[0]]))]  # this thread's share
+    done += [(g, f.result()) for g, f in pending]
+    for g, found in done:
+        for i, d in zip(g, found, strict=True):
+            out[i] = d
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -15,6 +16,7 @@ from typing import Any, BinaryIO
 from .compress import compress_all
 from .digest import cores, digest, digest_many
 from .layout import (
+    DIGEST_HEX_LEN,
     DIGEST_NAME,
     FORMAT_VERSION,
     HASH_PLACEHOLDER,
@@ -54,18 +56,32 @@ class Layout:
     def digests(self, threads: int | None = None) -> list[str]:
         return digest_many([(b.data, b.pad) for b in self.buffers], threads)
 
+    @functools.cached_property
+    def _members(self) -> bytes:
+        """The caller's members as JSON text (the object tree: most of the header),
+        dumped once for both the placeholder head and the sealed one."""
+        text = _dump_header(self.fields)[1:-1]
+        return b"," + text if text else b""
+
     def head(self, digests: Sequence[str]) -> bytes:
         """Preamble plus padded, sealed header. Its length does not depend on the
-        digests (fixed-width hex), so a placeholder head can be written first."""
-        entries = [[e[0], e[1], d, *e[3:]] for e, d in zip(self.entries, digests, strict=True)]
-        header = {
-            "hash": HASH_PLACEHOLDER,
-            "digest": DIGEST_NAME,
-            "data_size": self.data_size,
-            "buffers": entries,
-            **self.fields,
-        }
-        body = _dump_header(header)
+        digests (fixed-width hex), so a placeholder head can be written first.
+
+        The bytes are those of ``json.dumps`` of ``{"hash", "digest", "data_size",
+        "buffers", **fields}`` (compact separators); the buffer entries, integers and
+        plain ASCII strings, are written out directly.
+        """
+        entries = []
+        for e, d in zip(self.entries, digests, strict=True):
+            if len(d) != DIGEST_HEX_LEN or not d.isalnum() or not d.isascii():
+                raise ValueError(f"not a hex digest: {d!r}")
+            codec = f',"{e[3]}",{int(e[4])}' if len(e) > 3 else ""
+            entries.append(f'[{int(e[0])},{int(e[1])},"{d}"{codec}]')
+        body = (
+            f'{{"hash":"{HASH_PLACEHOLDER}","digest":"{DIGEST_NAME}",'
+            f'"data_size":{int(self.data_size)},"buffers":[{",".join(entries)}]'
+        ).encode("ascii")
+        body += self._members + b"}"
         total = PREAMBLE_SIZE + len(body)
         body += b" " * (align(total) - total)
         return seal_header(PREAMBLE.pack(MAGIC, FORMAT_VERSION, len(body)) + body)
@@ -106,6 +122,7 @@ def seal_header(head: bytes) -> bytes:
 
 
 _PAD = bytes(64)
+_HASH_WHILE_WRITING = 1 << 20  # data sections from this size are hashed while written
 
 
 def write_to(fh: BinaryIO, head: bytes, layout: Iterable[StoredBuffer]) -> None:
@@ -143,10 +160,11 @@ def write_atomic(path: str | os.PathLike[str], layout: Layout, *, fsync: bool) -
     """Write to a temporary file beside ``path``, flush, fsync, then rename over it.
 
     A crash or kill at any moment leaves ``path`` holding either its previous
-    content or the complete new file, never a partial one. The buffers are
-    hashed on the other cores while they are written; the header, whose length
-    does not depend on the digests, is written first as a placeholder and
-    rewritten in place once they are known, before the fsync and the rename.
+    content or the complete new file, never a partial one. Above 1 MiB of data
+    the buffers are hashed on the other cores while they are written; the header,
+    whose length does not depend on the digests, is written first as a
+    placeholder and rewritten in place once they are known, before the fsync
+    and the rename.
     """
     target = Path(os.fspath(path))
     directory = target.parent if str(target.parent) else Path(".")
@@ -158,17 +176,22 @@ def write_atomic(path: str | os.PathLike[str], layout: Layout, *, fsync: bool) -
             except FileNotFoundError:
                 mode = 0o666 & ~_umask()
             os.fchmod(fh.fileno(), mode)
-            placeholder = layout.head([HASH_PLACEHOLDER] * len(layout.buffers))
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                # Every core but the one writing: hashing on all of them slows the write.
-                pending = pool.submit(layout.digests, cores() - 1)
-                write_to(fh, placeholder, layout.buffers)
-                digests = pending.result()
-            head = layout.head(digests)
-            if len(head) != len(placeholder):  # pragma: no cover - fixed-width digests
-                raise AssertionError("header length changed with its digests")
-            fh.flush()
-            os.pwrite(fh.fileno(), head, 0)
+            if layout.data_size < _HASH_WHILE_WRITING or cores() == 1:
+                # Small: a thread would cost more than the hashing it overlaps.
+                write_to(fh, layout.head(layout.digests()), layout.buffers)
+                fh.flush()
+            else:
+                placeholder = layout.head([HASH_PLACEHOLDER] * len(layout.buffers))
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    # Every core but the one writing: hashing on all of them slows the write.
+                    pending = pool.submit(layout.digests, cores() - 1)
+                    write_to(fh, placeholder, layout.buffers)
+                    digests = pending.result()
+                head = layout.head(digests)
+                if len(head) != len(placeholder):  # pragma: no cover - fixed-width digests
+                    raise AssertionError("header length changed with its digests")
+                fh.flush()
+                os.pwrite(fh.fileno(), head, 0)
             if fsync:
                 os.fsync(fh.fileno())
         os.replace(tmp, target)
