@@ -1941,3 +1941,50 @@ def test_predictors_are_checked_in_bounded_batches(monkeypatch: pytest.MonkeyPat
     assert outputs(modelsafe.loads(good), DATA[x]) == outputs(make(), DATA[x])
     with pytest.raises(modelsafe.FormatError, match=re.escape("left[0] = 4000000000")):
         modelsafe.loads(s.blob())
+
+
+def test_trees_are_checked_in_bounded_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With batches of a few trees, every batch is checked (the records of each copied over
+    the previous batch's): the untouched forest loads the same, and a tree broken in a
+    middle batch is still refused, by name."""
+    import modelsafe._handlers.sklearn._tree as tr
+
+    s = _surgery("random_forest_compact")
+    good = s.blob()
+    trees = list(_tagged(s.header["root"], "sk.tree"))
+    found = [p for p, _n in trees]
+    sizes = [n["nodes"]["shape"][0] for _p, n in trees]
+    batch = max(sizes) + 1  # a tree or two a batch: several batches of different lengths
+    assert sum(sizes) > 2 * batch
+    middle = len(found) // 2
+    s.edit((*found[middle], "nodes"),
+           lambda raw: raw.view(tr.LAYOUT)["left_child"].__setitem__(0, 4_000_000_000))  # fmt: skip
+    monkeypatch.setattr(tr, "_BATCH", batch)
+    make, x = MODELS["random_forest_compact"]
+    assert outputs(modelsafe.loads(good), DATA[x]) == outputs(make(), DATA[x])
+    with pytest.raises(modelsafe.FormatError, match=re.escape("children_left[0] = 4000000000")):
+        modelsafe.loads(s.blob())
+
+
+def test_each_batch_is_checked_on_exactly_its_own_records() -> None:
+    """check_in_batches hands ``check`` each batch's records, concatenated into a reused
+    scratch array: never a record of an earlier, longer batch."""
+    from modelsafe._handlers.sklearn._checks import check_in_batches
+
+    rng = np.random.default_rng(1)
+    nodes = [{"n": int(k)} for k in rng.integers(1, 40, size=60)]
+    raws = {id(n): rng.integers(0, 255, size=(n["n"], 8), dtype=np.uint8) for n in nodes}
+    seen: list[tuple[list[int], np.ndarray[Any, Any]]] = []
+
+    def check(batch: Any, joined: np.ndarray[Any, Any]) -> bool:
+        seen.append(([id(node) for node, _ in batch], joined.copy()))
+        return len(batch) % 2 == 0  # some batches fail, so both verdicts are returned
+
+    out = check_in_batches(nodes, lambda n: ("arrays", raws[id(n)]), check, 64)
+    assert [i for ids, _ in seen for i in ids] == [id(n) for n in nodes]  # each node once
+    assert len({len(j) for _, j in seen}) > 1  # batches of several lengths
+    for ids, joined in seen:
+        assert len(joined) <= 64 or len(ids) == 1
+        assert np.array_equal(joined, np.concatenate([raws[i] for i in ids]))
+        for i in ids:
+            assert out[i] == (("arrays", raws[i]), len(ids) % 2 == 0)

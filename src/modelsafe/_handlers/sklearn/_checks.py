@@ -198,25 +198,33 @@ def check_in_batches(
     prepare: Callable[[dict[str, Any]], Sequence[Any]],
     check: Callable[[Batch, Array], bool],
     batch_records: int,
-    alone_above: int | None = None,
 ) -> dict[int, tuple[Any, bool]]:
     """Check many handler nodes together: ``id(node) -> (prepared, passed)``.
 
-    ``prepare(node)`` gives the node's arrays, its records (uint8 rows) second, or raises
-    ``ValueError``/``TypeError`` (the node is then left out, and explained when it is
-    built). Records are concatenated, at most ``batch_records`` of them a batch, and
-    ``check(batch, records)`` says whether the whole batch passes; ``passed`` is False
-    for the nodes of a failed batch and for those of more than ``alone_above`` records,
-    which are in no batch. Either way, each such node is then checked alone when built,
-    which names its first broken invariant.
+    ``prepare(node)`` gives the node's arrays, its records (uint8 rows, one width for all)
+    second, or raises ``ValueError``/``TypeError`` (the node is then left out, and
+    explained when it is built). Records are concatenated, at most ``batch_records`` of
+    them a batch (a larger node is a batch of its own), and ``check(batch, records)`` says
+    whether the whole batch passes; ``passed`` is False for the nodes of a failed batch,
+    each of which is then checked alone when built, which names its first broken invariant.
+
+    Batches are copied into one scratch array, reused: small enough to stay in the CPU's
+    cache for the passes over it, and no fresh memory (page faults) after the first batch.
     """
     out: dict[int, tuple[Any, bool]] = {}
     batch: Batch = []
     size = 0
+    scratch: list[Array] = []
 
     def run() -> None:
         raws = [ready[1] for _, ready in batch]
-        if check(batch, raws[0] if len(raws) == 1 else np.concatenate(raws)):
+        if len(raws) == 1:
+            joined = raws[0]
+        else:
+            if not scratch:
+                scratch.append(np.empty((batch_records, raws[0].shape[1]), dtype=np.uint8))
+            joined = np.concatenate(raws, out=scratch[0][:size])
+        if check(batch, joined):
             for node, ready in batch:
                 out[id(node)] = (ready, True)
 
@@ -227,8 +235,6 @@ def check_in_batches(
             continue
         out[id(node)] = (ready, False)
         n = len(ready[1])
-        if alone_above is not None and n > alone_above:
-            continue
         if batch and size + n > batch_records:
             run()
             batch, size = [], 0

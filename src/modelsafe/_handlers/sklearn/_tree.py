@@ -227,7 +227,7 @@ def build_tree(b: Any, node: dict[str, Any]) -> Any:
     if passed:
         tree_class, raw, values = ready
         nodes = raw.view(LAYOUT).reshape(len(raw))
-    else:  # a large tree, or its batch failed: check it alone, naming what is broken
+    else:  # its batch failed: check it alone, naming what is broken
         try:
             tree_class, raw, values = _arrays(b, node) if ready is None else ready
             nodes = raw.view(LAYOUT).reshape(len(raw))
@@ -266,22 +266,20 @@ def _arrays(b: Any, node: dict[str, Any]) -> tuple[Any, Any, Any]:
 
 # -- checking many trees at once ---------------------------------------------------------------
 #
-# A boosting model or a forest of shallow trees holds hundreds of trees of a few dozen nodes,
-# where each of check_nodes' ~20 numpy calls costs more than its work. So before the first
-# tree is built, the file's small trees are checked together, a batch of concatenated records
-# at a time, by the same rules and with few passes. A batch that fails is not explained here:
-# each of its trees is then checked alone when it is built (check_nodes), which names the
-# tree's first broken invariant.
+# A forest or a boosting model holds hundreds of trees, where each of check_nodes' ~20 numpy
+# calls costs more than its work (small trees) or runs over memory out of the CPU's cache
+# (large ones). So before the first tree is built, the file's trees are checked together, a
+# batch of concatenated records at a time, by the same rules and with few passes. A batch
+# that fails is not explained: each of its trees is then checked alone when it is built
+# (check_nodes), which names the tree's first broken invariant.
 
-_SMALL_TREE = 1024  # nodes. Larger trees are checked alone: their numpy calls pay off, and
-# concatenating them costs fresh memory (in a new process, page faults: rf300 loaded 1.3x slower)
-_BATCH = 1 << 16  # records per batch (4 MiB), bounding the scratch memory
+_BATCH = 1 << 16  # records per batch (4 MiB): the passes over it stay in cache
 _LEVELS = 64  # depth computed level by level up to here, then by pointer jumping
 
 
 def _check_group(b: Any) -> dict[int, tuple[Any, bool]]:
     """``id(node) -> ((Tree class, records, values), passed)`` for every tree whose arrays
-    have their form; ``passed`` when its batch passed (large trees are in no batch)."""
+    have their form; ``passed`` when its batch passed."""
 
     def prepare(node: dict[str, Any]) -> tuple[Any, Any, Any]:
         ready = _arrays(b, node)
@@ -297,7 +295,7 @@ def _check_group(b: Any) -> dict[int, tuple[Any, bool]]:
             np.array([node["md"] for node, _ in batch], dtype=np.intp),
         )
 
-    return check_in_batches(b.groups.get(TAG, ()), prepare, check, _BATCH, _SMALL_TREE)
+    return check_in_batches(b.groups.get(TAG, ()), prepare, check, _BATCH)
 
 
 def _check_values(values: Any, n: int, n_outputs: int, max_n_classes: int) -> Any:
