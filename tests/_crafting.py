@@ -226,7 +226,7 @@ def used_types(root: Any) -> list[str]:
             names.add("numpy.dtype")
         elif tag == "npscalar":
             names.add(f"numpy.{np.dtype(node['dtype']).type.__name__}")
-        elif tag in ("global", "obj", "call"):
+        elif tag in ("global", "obj", "call", "objs"):
             names.add(f"{node['module']}.{node['name']}")
         elif tag in _STDLIB_TAGS:
             names.add(_STDLIB_TAGS[tag])

@@ -166,6 +166,18 @@ def _walk(
         elif state is not None:
             yield from _walk(state, f"{path}.<state>", depth + 1, max_depth, table)
         return
+    if tag == "objs" and type(node.get("same")) is dict and type(node.get("each")) is dict:
+        n = node.get("n")
+        yield Row(path, depth, "list", f"{n} x {node.get('module')}.{node.get('name')} (columns)")
+        if depth >= max_depth:
+            return
+        for k, v in node["same"].items():
+            yield from _walk(v, f"{path}[*].{k}", depth + 1, max_depth, table)
+        for k, column in node["each"].items():
+            if isinstance(column, list):
+                for i, v in enumerate(column):
+                    yield from _walk(v, f"{path}[{i}].{k}", depth + 1, max_depth, table)
+        return
     if tag == "scalars":
         yield Row(path, depth, "list", f"{node.get('n')} scalars (packed)", 0, bufs)
         return

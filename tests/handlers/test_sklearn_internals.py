@@ -117,6 +117,15 @@ def _models() -> dict[str, tuple[Callable[[], Any], str]]:
             ),
             "iris",
         ),
+        # 10 stages x 3 classes: the 30 trees are a run, stored column by column ("objs")
+        "gradient_boosting_run": (
+            lambda: _fit(
+                lambda: en.GradientBoostingClassifier(n_estimators=10, random_state=0),
+                "iris",
+                "y_iris",
+            ),
+            "iris",
+        ),
         "gradient_boosting_huber": (
             lambda: en.GradientBoostingRegressor(n_estimators=5, loss="huber", random_state=0).fit(
                 DATA["reg"], _y_reg0()
@@ -195,6 +204,7 @@ COMPACT = {
     "random_forest_compact": "random_forest",
     "hgb_compact": "hist_gradient_boosting",
     "hgb_categorical_compact": "hist_gradient_boosting_categorical",
+    "gradient_boosting_run_compact": "gradient_boosting_run",
 }
 MODELS.update({name: MODELS[base] for name, base in COMPACT.items()})
 _METHODS = (
@@ -1290,6 +1300,46 @@ def _compact_tree_cases() -> dict[str, Case]:
     }
 
 
+def _run_cases() -> dict[str, Case]:
+    """Estimators stored as a run (``objs``): the trees in its columns are checked as any
+    other, and each estimator's state still passes its class's validator."""
+    from modelsafe._handlers.sklearn._tree import LAYOUT
+
+    run = "gradient_boosting_run_compact"
+
+    def run_path(s: Surgery) -> Path_:
+        return next(p for p, _n in _tagged(s.header["root"], "objs"))
+
+    def tree_nodes(s: Surgery, nth: int) -> Path_:
+        return (*[p for p, _n in _tagged(s.header["root"], "sk.tree")][nth], "nodes")
+
+    return {
+        "tree in a run of estimators: child out of range": (
+            run,
+            lambda s: s.edit(
+                tree_nodes(s, 17),
+                lambda raw: raw.view(LAYOUT)["left_child"].__setitem__(0, 10**6),
+            ),
+            "sklearn.tree._tree.Tree",
+            "children_left[0] = 1000000 is outside [1, ",
+        ),
+        "run of estimators narrower than their trees": (
+            run,
+            lambda s: s.set((*run_path(s), "same", "n_features_in_"), 2),
+            "sklearn.tree._classes.DecisionTreeRegressor",
+            "tree_ splits on 4 features but the model takes 2",
+        ),
+        "run of estimators with one tree of more outputs": (
+            run,
+            lambda s: s.set(
+                (*[p for p, _n in _tagged(s.header["root"], "sk.tree")][29], "nc"), [1, 1]
+            ),
+            "sklearn.tree._tree.Tree",
+            "values has shape",
+        ),
+    }
+
+
 def _compact_predictor_cases() -> dict[str, Case]:
     """The ``sk.hgbp`` node: packed 56-byte records, the predictors of a file checked
     together, then one by one when that fails (which names the broken invariant)."""
@@ -1401,6 +1451,7 @@ CASES: dict[str, Case] = {
     **_ensemble_cases(),
     **_hgb_cases(),
     **_compact_predictor_cases(),
+    **_run_cases(),
     **_neighbors_cases(),
     **_kmeans_cases(),
     **_loss_cases(),

@@ -110,7 +110,10 @@ class Audit:
         self._define(node)
 
     def _define(self, node: dict[str, Any]) -> None:
-        mid = node.get("id")
+        self.define_id(node.get("id"))
+
+    def define_id(self, mid: Any) -> None:
+        """Register an id (None: nothing to register)."""
         if mid is None:
             return
         if type(mid) is not int or mid < 0:
@@ -456,6 +459,49 @@ def _a_instance(a: Audit, node: dict[str, Any]) -> None:
         a.visit_pairs(node["kv"])
 
 
+def _a_objs(a: Audit, node: dict[str, Any]) -> None:
+    """A run of ``n`` instances of one class, their states stored column by column."""
+    a.keys(node, ("module", "name", "n", "keys", "same", "each"), ("ids",))
+    a.need(_name(a, node), NEW)
+    n, keys, same, each = node["n"], node["keys"], node["same"], node["each"]
+    if type(n) is not int or n < 1:
+        a.fail("'n' must be a positive integer")
+    if type(keys) is not list or not _all_str(keys) or len(set(keys)) != len(keys):
+        a.fail("'keys' must be a list of distinct strings")
+    if "$" in keys:
+        a.fail("'keys' cannot hold '$'")
+    for member, d in (("same", same), ("each", each)):
+        if type(d) is not dict or "$" in d:
+            a.fail(f"'{member}' must be a plain object")
+    if not each:
+        a.fail("'each' must hold at least one column")
+    if (
+        same.keys() & each.keys()
+        or len(same) + len(each) != len(keys)
+        or not all(k in same or k in each for k in keys)
+    ):
+        a.fail("'same' and 'each' must share out 'keys' between them")
+    for k, column in each.items():
+        if type(column) is not list or len(column) != n:
+            a.fail(f"column {k!r} must be a list of {n} nodes")
+    if "ids" in node:
+        ids = node["ids"]
+        if type(ids) is not list or len(ids) != n:
+            a.fail(f"'ids' must be a list of {n} ids or nulls")
+        for mid in ids:
+            a.define_id(mid)  # each instance exists before any state is built
+    for k in keys:
+        try:
+            if k in same:
+                a.visit(same[k])
+                check_number(a, same[k])
+            else:
+                a.visit_all(each[k])
+        except _Fail as exc:
+            exc.segments.append(f".{k}")
+            raise
+
+
 def _a_scalars(a: Audit, node: dict[str, Any]) -> None:
     """A packed list of scalars: one kind (``kind``) or mixed (``codes`` buffer)."""
     a.keys(node, ("n",), ("kind", "codes", "ints", "floats", "strs", "id"))
@@ -542,6 +588,7 @@ _CORE: dict[str, Callable[[Audit, dict[str, Any]], None]] = {
     "global": _a_global,
     "obj": _a_instance,
     "call": _a_instance,
+    "objs": _a_objs,
     "scalars": _a_scalars,
     "sdict": _a_sdict,
 }

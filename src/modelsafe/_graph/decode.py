@@ -249,6 +249,50 @@ def _b_instance(b: Builder, node: dict[str, Any]) -> Any:
     return obj
 
 
+def _b_objs(b: Builder, node: dict[str, Any]) -> Any:
+    """A list of instances made as ``obj`` nodes without arguments would be, their states
+    assembled column by column, then checked and applied in order."""
+    name = f"{node['module']}.{node['name']}"
+    try:
+        target = resolve(node["module"], node["name"])
+        if not isinstance(target, type):
+            raise TypeError(f"{name} is not a class")
+        n = node["n"]
+        check = validator_for(name)
+        if check is not None and check.args is not None:
+            _validate(b, name, check.args, [], {})
+        new: Any = target.__new__
+        objs = [new(target) for _ in range(n)]
+        ids = node.get("ids")
+        if ids is not None:
+            for obj, mid in zip(objs, ids, strict=True):
+                if mid is not None:
+                    b.memo[mid] = obj
+        states: list[dict[str, Any]] = [{} for _ in range(n)]
+        same, each = node["same"], node["each"]
+        build = b.build
+        for k in node["keys"]:
+            if k in same:
+                value = build(same[k])
+                for state in states:
+                    state[k] = value
+            else:
+                for state, x in zip(states, each[k], strict=True):
+                    tx = type(x)
+                    state[k] = build(x) if tx is list or tx is dict else x
+        for obj, state in zip(objs, states, strict=True):
+            if check is not None and check.state is not None:
+                _validate(b, name, check.state, obj, state)
+            _set_state(obj, state)
+    except ModelSafeError:
+        raise
+    except Exception as exc:
+        raise FormatError(
+            f"{b.source}: constructing {name} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    return objs
+
+
 def _b_scalars(b: Builder, node: dict[str, Any]) -> Any:
     n = node["n"]
     kind = node.get("kind")
@@ -361,6 +405,7 @@ _CORE: dict[str, Callable[[Builder, dict[str, Any]], Any]] = {
     "global": _b_global,
     "obj": _b_instance,
     "call": _b_instance,
+    "objs": _b_objs,
     "scalars": _b_scalars,
     "sdict": _b_sdict,
 }

@@ -98,7 +98,9 @@ class Encoder:
             holder = [root]
             _wrap_shared(holder, self.wrap)
             root = holder[0]
-        return root
+        from .columns import to_columns
+
+        return to_columns(root)
 
     # -- helpers for handlers -----------------------------------------------------
     def add_buffer(self, data: memoryview) -> int:

@@ -241,15 +241,22 @@ def _audit_array(a: Any, node: dict[str, Any]) -> None:
         a.need("numpy.ndarray", "node")
     count = math.prod(shape)
     if dt.kind == "O":
-        if "buf" in node or type(node.get("v")) is not list:
+        v: Any = node.get("v")
+        # Its elements: a list of nodes, or an ``objs`` run of instances (docs/format.md §6.4).
+        run = type(v) is dict and v.get("$") == "objs"
+        if "buf" in node or not (type(v) is list or run):
             a.fail("an object array lists its elements in 'v' and has no buffer")
-        if len(node["v"]) != count:
-            a.fail(f"object array of shape {shape} needs {count} elements, has {len(node['v'])}")
+        got = v.get("n") if run else len(v)
+        if got != count:
+            a.fail(f"object array of shape {shape} needs {count} elements, has {got!r}")
         if count == 0 and math.prod([d for d in shape if d]) * 8 >= 2**63:
             a.fail(f"array shape {shape} is too large")
         a.cache[id(node)] = (dt, 0)
         a.define_early(node)
-        a.visit_all(node["v"])
+        if run:
+            a.visit(v)
+        else:
+            a.visit_all(v)
         return
     if "v" in node:
         a.fail("only object arrays list elements inline")

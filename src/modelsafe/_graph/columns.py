@@ -1,0 +1,201 @@
+"""Runs of same-class instances stored column by column: the ``objs`` node
+(docs/format.md §6.4).
+
+A forest or a boosting model holds hundreds of estimators of one class whose
+states have the same members, most of them holding the same hyperparameter
+values. Stored row by row, each repeats its class name, every member name and
+every shared value (the zoo's gbc200: ~600 header bytes an estimator, a third
+more than pickle's whole file). After the tree is encoded, such a run (a list,
+or the elements of an object array) is rewritten as one ``objs`` node: the
+class once, the member names once, a value common to all once, and a column of
+values for each other member.
+
+Column order changes the walk order of the values, so a run is rewritten only
+when every reference inside it still comes after its definition, and none
+refers to an instance of the run itself (whose state is applied only once all
+columns are built). Anything else keeps the row form.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+RUN_MIN = 8  # shorter runs keep the row form: the saving would not pay for the node
+_OBJ_MEMBERS = frozenset({"$", "module", "name", "state", "id"})
+
+
+def to_columns(root: Any) -> Any:
+    """Rewrite the runs of ``root`` (the encoded tree) in column form; returns the root."""
+    holder = [root]
+    stack: list[tuple[Any, Any]] = [(holder, 0)]  # places holding a value node
+    while stack:
+        place, key = stack.pop()
+        node = place[key]
+        t = type(node)
+        if t is list:
+            run = _as_run(node)
+            if run is not None:
+                place[key] = node = run
+                _push_columns(run, stack)
+            else:
+                stack.extend((node, i) for i in range(len(node)))
+            continue
+        if t is not dict:
+            continue
+        tag = node.get("$")
+        if tag is None:
+            stack.extend((node, k) for k in node)
+        elif tag == "obj" or tag == "call":
+            for member in ("args", "items"):
+                if type(node.get(member)) is list:
+                    stack.extend((node[member], i) for i in range(len(node[member])))
+            if type(node.get("kwargs")) is dict:
+                stack.extend((node["kwargs"], k) for k in node["kwargs"])
+            if "state" in node:
+                stack.append((node, "state"))
+            _push_pairs(node.get("kv"), stack)
+        elif tag in ("tuple", "list", "set", "frozenset") and type(node.get("v")) is list:
+            stack.extend((node["v"], i) for i in range(len(node["v"])))
+        elif tag == "dict":
+            _push_pairs(node.get("v"), stack)
+        elif tag == "nd" and node.get("dtype") == "|O" and type(node.get("v")) is list:
+            run = _as_run(node["v"])
+            if run is not None:
+                node["v"] = run
+                _push_columns(run, stack)
+            else:
+                stack.extend((node["v"], i) for i in range(len(node["v"])))
+        # Other kinds (handlers' nodes, refs) hold no rewritable value.
+    return holder[0]
+
+
+def _push_pairs(pairs: Any, stack: list[tuple[Any, Any]]) -> None:
+    if type(pairs) is list:
+        for p in pairs:
+            if type(p) is list and len(p) == 2:
+                stack.extend(((p, 0), (p, 1)))
+
+
+def _push_columns(run: dict[str, Any], stack: list[tuple[Any, Any]]) -> None:
+    stack.extend((run["same"], k) for k in run["same"])
+    for column in run["each"].values():
+        stack.extend((column, i) for i in range(len(column)))
+
+
+def _as_run(items: list[Any]) -> dict[str, Any] | None:
+    """The ``objs`` node for ``items``, or None when they are not a rewritable run."""
+    if len(items) < RUN_MIN:
+        return None
+    first = items[0]
+    if type(first) is not dict or first.get("$") != "obj":
+        return None
+    module, name = first.get("module"), first.get("name")
+    state = first.get("state")
+    if type(state) is not dict or "$" in state:
+        return None
+    keys = list(state)
+    for it in items:
+        if (
+            type(it) is not dict
+            or it.get("$") != "obj"
+            or not it.keys() <= _OBJ_MEMBERS
+            or it.get("module") != module
+            or it.get("name") != name
+            or type(it.get("state")) is not dict
+            or list(it["state"]) != keys
+        ):
+            return None
+    ids = [it.get("id") for it in items]
+    own = {i for i in ids if i is not None}
+    if not _order_holds(items, keys, own):
+        return None
+    same: dict[str, Any] = {}
+    each: dict[str, Any] = {}
+    for k in keys:
+        column = [it["state"][k] for it in items]
+        if _one_value(column):
+            same[k] = column[0]
+        else:
+            each[k] = column
+    if not each:
+        return None  # n must be the length of some column (or the run could claim any size)
+    run: dict[str, Any] = {"$": "objs", "module": module, "name": name, "n": len(items)}
+    if own:
+        run["ids"] = ids
+    run.update({"keys": keys, "same": same, "each": each})
+    return run
+
+
+def _one_value(column: list[Any]) -> bool:
+    """Whether one node may stand for every item: equal scalars (an immutable value, so
+    sharing one object changes nothing) or references to one object."""
+    first = column[0]
+    t = type(first)
+    if first is None or t is str or t is int or t is bool:
+        return all(type(x) is t and x == first for x in column)
+    if t is float:
+        text = repr(first)  # 0.0 and -0.0 differ
+        return all(type(x) is float and repr(x) == text for x in column)
+    if t is dict and first.keys() == {"$", "id"} and first["$"] == "ref":
+        return all(x == first for x in column)
+    return False
+
+
+def _order_holds(items: list[Any], keys: list[str], own: set[int]) -> bool:
+    """Whether, walked column by column, every reference in the states comes after its
+    definition, and none refers to an instance of the run."""
+    inside = set(own)
+    for it in items:
+        _definitions(it["state"], inside)
+    defined = set(own)
+    for k in keys:
+        for it in items:
+            if not _refs_ok(it["state"][k], inside, defined, own):
+                return False
+    return True
+
+
+def _definitions(node: Any, out: set[int]) -> None:
+    t = type(node)
+    if t is list:
+        for x in node:
+            _definitions(x, out)
+    elif t is dict:
+        if node.get("$") not in (None, "ref") and type(node.get("id")) is int:
+            out.add(node["id"])
+        if node.get("$") == "objs":
+            out.update(i for i in node.get("ids", ()) if type(i) is int)
+        for v in node.values():
+            if type(v) is list or type(v) is dict:
+                _definitions(v, out)
+
+
+def _refs_ok(node: Any, inside: set[int], defined: set[int], own: set[int]) -> bool:
+    """Walk one value in its walk order: references to ids defined in the run must come
+    after them. (Inside one value the order is that of the row form, which was valid;
+    only references between values can change meaning.)"""
+    t = type(node)
+    if t is list:
+        return all(_refs_ok(x, inside, defined, own) for x in node)
+    if t is not dict:
+        return True
+    tag = node.get("$")
+    if tag == "ref":
+        if "pre" in node and not _refs_ok(node["pre"], inside, defined, own):
+            return False
+        mid = node.get("id")
+        return mid not in own and (mid not in inside or mid in defined)
+    if tag == "objs":
+        defined.update(i for i in node.get("ids", ()) if type(i) is int)
+        for k in node["keys"]:
+            value = node["same"][k] if k in node["same"] else node["each"][k]
+            if not _refs_ok(value, inside, defined, own):
+                return False
+        return True
+    if tag is not None and type(node.get("id")) is int:
+        defined.add(node["id"])
+    return all(
+        _refs_ok(v, inside, defined, own)
+        for k, v in node.items()
+        if k != "$" and (type(v) is list or type(v) is dict)
+    )
