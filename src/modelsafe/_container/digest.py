@@ -4,10 +4,10 @@ A buffer's digest covers its stored bytes followed by the zero padding up to
 the next 64-byte boundary, so every byte of the data section is covered by
 exactly one digest (docs/format.md, "Digests").
 
-Threads: many mid-sized buffers (a forest's trees) are split into one group per
-core, hashed by a pool of threads kept for the life of the process (starting
-threads for every load cost more than hashing a small model). A large buffer
-is hashed by BLAKE3's own threads. Neither survives ``fork``: in a forked child
+Threads: many mid-sized buffers (a forest's trees, an MLP's layers) are split
+into one group per core, hashed by a pool of threads kept for the life of the
+process (starting threads for every load cost more than hashing a small model).
+A buffer of 8 MiB or more is hashed by BLAKE3's own threads. Neither survives ``fork``: in a forked child
 the pool is made anew, and BLAKE3 is given an explicit thread count, which
 makes it start its own threads instead of waiting on the parent's shared ones
 (that wait never ends).
@@ -24,7 +24,11 @@ from typing import Any
 
 _ZEROS = bytes(64)
 _SMALL = 1 << 14  # below this, a buffer is hashed in the calling thread: a hand-off costs more
-_LARGE = 1 << 20  # from here, BLAKE3's own threads split the buffer
+# From here, BLAKE3's own threads split the buffer. Not below: a model of a few MiB (a
+# booster) is loaded beside its library's OpenMP threads, and more threads woken for a
+# few hundred microseconds of hashing made such loads slower, not faster (zoo: xgb500
+# 11 -> 25 ms with 1 MiB here).
+_LARGE = 1 << 23
 _GROUP = 1 << 19  # mid-sized buffers totalling less than this are not worth the pool
 
 
