@@ -7,10 +7,10 @@ exactly one digest (docs/format.md, "Digests").
 Threads: many mid-sized buffers (a forest's trees, an MLP's layers) are split
 into one group per core, hashed by a pool of threads kept for the life of the
 process (starting threads for every load cost more than hashing a small model).
-A buffer of 8 MiB or more is hashed by BLAKE3's own threads. Neither survives ``fork``: in a forked child
-the pool is made anew, and BLAKE3 is given an explicit thread count, which
-makes it start its own threads instead of waiting on the parent's shared ones
-(that wait never ends).
+A buffer of 8 MiB or more is hashed by BLAKE3's own threads. Neither survives
+``fork``: in a forked child the pool is made anew, and BLAKE3 is given an
+explicit thread count, which makes it start its own threads instead of waiting
+on the parent's shared ones (that wait never ends).
 """
 
 from __future__ import annotations

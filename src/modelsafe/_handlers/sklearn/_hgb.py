@@ -9,6 +9,7 @@ the same way by ``_binning.pyx`` (``transform``, continued training).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -280,10 +281,9 @@ def build_predictor(b: Any, node: dict[str, Any]) -> Any:
         from ...errors import FormatError
 
         raise FormatError(f"{b.source}: invalid {PREDICTOR}: {exc}") from None
-    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
-
-    if nodes.dtype != PREDICTOR_RECORD_DTYPE:  # the file's layout differs from this platform's
-        nodes = nodes.astype(PREDICTOR_RECORD_DTYPE)
+    native = _sklearn_predictor()[1]
+    if native is not None:  # the file's layout differs from this platform's
+        nodes = nodes.astype(native)
     predictor = cls(nodes, binned, raw)
     b.register(node, predictor)
     return predictor
@@ -291,14 +291,9 @@ def build_predictor(b: Any, node: dict[str, Any]) -> Any:
 
 def _predictor_arrays(b: Any, node: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
     """The TreePredictor class, the node records (contiguous uint8 rows) and the two bitsets."""
-    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
-    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
-
-    if PREDICTOR_RECORD_DTYPE.names != LAYOUT.names:
-        raise ValueError(
-            f"this scikit-learn lays out predictor nodes as {PREDICTOR_RECORD_DTYPE}, which "
-            f"the file's layout cannot fill"
-        )
+    predictor_class, _native_dtype = _sklearn_predictor()
+    if isinstance(predictor_class, str):
+        raise ValueError(predictor_class)
     raw = b.build(node["nodes"])
     if raw.dtype != np.uint8 or raw.ndim != 2 or raw.shape[1] != LAYOUT.itemsize:
         raise ValueError(
@@ -313,7 +308,23 @@ def _predictor_arrays(b: Any, node: dict[str, Any]) -> tuple[Any, Any, Any, Any]
     else:
         binned = np.zeros((0, _BITSET_WORDS), dtype=np.uint32)
         raw_bits = np.zeros((0, _BITSET_WORDS), dtype=np.uint32)
-    return TreePredictor, np.ascontiguousarray(raw), binned, raw_bits
+    return predictor_class, np.ascontiguousarray(raw), binned, raw_bits
+
+
+@functools.cache
+def _sklearn_predictor() -> tuple[Any, Any]:
+    """scikit-learn's ``TreePredictor`` (or why its records cannot take ``LAYOUT``), and
+    its record dtype when that differs from ``LAYOUT`` (None when they are the same)."""
+    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+    if PREDICTOR_RECORD_DTYPE.names != LAYOUT.names:
+        why = (
+            f"this scikit-learn lays out predictor nodes as {PREDICTOR_RECORD_DTYPE}, which "
+            f"the file's layout cannot fill"
+        )
+        return why, None
+    return TreePredictor, (None if PREDICTOR_RECORD_DTYPE == LAYOUT else PREDICTOR_RECORD_DTYPE)
 
 
 def _native(bits: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
