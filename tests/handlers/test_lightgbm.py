@@ -408,6 +408,11 @@ def _crafted_cases() -> dict[str, tuple[bytes, str]]:
             text.replace("Column_1", "Col\x00mn_1", 1),
             "is a control character (0x00)",
         ),
+        "a non-ASCII character in a tree": (
+            base,
+            text.replace("\nshrinkage=", "\nshrinkag\u00e9=", 1),  # same length
+            "the trees hold a non-ASCII character",
+        ),
         "num_tree_per_iteration beyond num_class": (
             base,
             text.replace("num_tree_per_iteration=1", "num_tree_per_iteration=2", 1),
@@ -485,6 +490,7 @@ CRAFTED = [
     "duplicated header line",
     "malformed parameters line",
     "a NUL byte in a feature name",
+    "a non-ASCII character in a tree",
     "num_tree_per_iteration beyond num_class",
     "objective with more outputs than num_class",
     "category set index beyond num_cat",
@@ -556,3 +562,28 @@ def test_inside_a_scikit_learn_pipeline() -> None:
     blob = modelsafe.dumps(model)
     assert modelsafe.untrusted_types(blob) == []
     assert _bits(modelsafe.loads(blob).predict_proba(X)) == _bits(model.predict_proba(X))
+
+
+def test_control_bytes_are_found_in_every_slice_of_the_scan() -> None:
+    """The control-byte scan goes a slice at a time: a byte in a later slice is found, at
+    its offset in the whole text."""
+    from modelsafe._handlers.lightgbm import _text
+
+    for at in (0, _text._SCAN - 1, _text._SCAN, 3 * _text._SCAN + 5):
+        text = "x" * at + "\x01" + "y" * 100
+        with pytest.raises(ValueError, match=f"byte {at} is a control character \\(0x01\\)"):
+            _text.check(text, text.encode())
+
+
+def test_non_ascii_feature_names_are_allowed_outside_the_trees() -> None:
+    """The trees must be ASCII; the header's feature names need not be."""
+    model = TestLightGBM.samples["regressor"]()
+    blob = modelsafe.dumps(model)
+    text = _model_bytes(blob).decode()
+    assert text.isascii()
+    renamed = text.replace("Column_1", "Colonne_\u00e9", 1)
+    assert not renamed.isascii() and "\u00e9" not in renamed[renamed.find("\nTree=") :]
+    from modelsafe._handlers.lightgbm import _text
+
+    summary = _text.check(renamed, renamed.encode())
+    assert summary.num_features == model.n_features_in_

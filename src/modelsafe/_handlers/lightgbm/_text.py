@@ -128,11 +128,16 @@ def _fail(message: str) -> NoReturn:
 def check(text: str, raw: bytes | bytearray | memoryview) -> Summary:
     """Check ``text``, the model as ``model_to_string()`` writes it (``raw``: its UTF-8)."""
     u8 = np.frombuffer(raw, dtype=np.uint8)
-    control = ((u8 < 0x20) & (u8 != 0x0A)) | (u8 == 0x7F)
-    if control.any():
-        at = int(np.flatnonzero(control)[0])
-        _fail(f"byte {at} is a control character ({u8[at]:#04x}); only newlines may appear")
+    for start in range(0, len(u8), _SCAN):  # a slice at a time: little scratch memory
+        part = u8[start : start + _SCAN]
+        control = ((part < 0x20) & (part != 0x0A)) | (part == 0x7F)
+        if control.any():
+            at = start + int(np.flatnonzero(control)[0])
+            _fail(f"byte {at} is a control character ({u8[at]:#04x}); only newlines may appear")
     return _Model(text).summary
+
+
+_SCAN = 1 << 18
 
 
 def _ints(text: str, where: str, single: bool = True) -> np.ndarray[Any, Any]:
@@ -176,10 +181,10 @@ class _Model:
         end = first + int(sizes.sum())
         if not text.startswith("end of trees\n", end):
             _fail("the trees are not followed by 'end of trees' where tree_sizes says they end")
-        region = text[first:end]
-        if not region.isascii():
+        # The whole text is ASCII but for exotic feature names: then check the trees' part.
+        if not text.isascii() and not text[first:end].isascii():
             _fail("the trees hold a non-ASCII character")
-        trees = _Trees(region, sizes, self.max_feature_idx)
+        trees = _Trees(text, first, sizes, self.max_feature_idx)
         n_trees = len(sizes)
         if n_trees % self.num_class:
             _fail(f"{n_trees} trees are not whole iterations of {self.num_class} trees")
@@ -321,14 +326,16 @@ def _pandas_categorical(text: str) -> Any:
 class _Trees:
     """Every tree block, matched against the grammar, then checked on all nodes at once."""
 
-    def __init__(self, region: str, sizes: np.ndarray[Any, Any], max_feature_idx: int) -> None:
+    def __init__(
+        self, text: str, pos: int, sizes: np.ndarray[Any, Any], max_feature_idx: int
+    ) -> None:
+        """The trees of ``text`` from ``pos`` on (matched in place: no copy of them)."""
         self.max_feature_idx = max_feature_idx
         rows = []
-        pos = 0
         for t, size in enumerate(sizes.tolist()):
-            match = _TREE.match(region, pos)
+            match = _TREE.match(text, pos)
             if match is None or match.end() != pos + size:
-                line = region[pos : region.find("\n", pos)][:40]
+                line = text[pos : text.find("\n", pos)][:40]
                 _fail(
                     f"tree {t} (from {line!r}) does not have the lines of a LightGBM tree "
                     f"in the {size} characters tree_sizes gives it"
