@@ -281,3 +281,18 @@ def test_an_object_array_and_its_run_must_agree_in_length() -> None:
 
 def test_used_types_knows_runs() -> None:
     assert used_types(_run()) == [PLAIN]
+
+
+def test_the_tree_is_walked_for_runs_only_when_one_may_exist(monkeypatch: Any) -> None:
+    """The rewriting pass costs a walk of the whole tree: a payload of arrays and plain
+    containers, with no list of instances, skips it (and is stored as before)."""
+    from modelsafe._graph import columns
+
+    calls: list[int] = []
+    real = columns.to_columns
+    monkeypatch.setattr(columns, "to_columns", lambda root: calls.append(1) or real(root))
+    plain = {"w": [np.arange(3) for _ in range(20)], "rows": [{"a": i} for i in range(50)]}
+    modelsafe.dumps(plain)
+    assert not calls
+    blob = modelsafe.dumps({"plain": plain, "objs": _plains(8, None)})
+    assert calls and _runs(_root(blob))

@@ -4,11 +4,12 @@
 A forest or a boosting model holds hundreds of estimators of one class whose
 states have the same members, most of them holding the same hyperparameter
 values. Stored row by row, each repeats its class name, every member name and
-every shared value (the zoo's gbc200: ~600 header bytes an estimator, a third
-more than pickle's whole file). After the tree is encoded, such a run (a list,
-or the elements of an object array) is rewritten as one ``objs`` node: the
-class once, the member names once, a value common to all once, and a column of
-values for each other member.
+every shared value (the zoo's gbc200: ~600 header bytes an estimator, and a
+file 1.31x pickle's). After the tree is encoded, such a run (a list, or the
+elements of an object array) is rewritten as one ``objs`` node: the class once,
+the member names once, a value common to all once, and a column of values for
+each other member. The tree is walked only when the encoder noted a list that
+may be a run (``Encoder.note_run``): a payload without one pays nothing.
 
 Column order changes the walk order of the values, so a run is rewritten only
 when every reference inside it still comes after its definition, and none
@@ -20,52 +21,72 @@ from __future__ import annotations
 
 from typing import Any
 
-RUN_MIN = 8  # shorter runs keep the row form: the saving would not pay for the node
+from .encode import RUN_MIN  # shorter runs keep the row form: the saving would not pay
+
 _OBJ_MEMBERS = frozenset({"$", "module", "name", "state", "id"})
+
+
+_CONTAINERS = frozenset({"obj", "call", "tuple", "list", "set", "frozenset", "dict"})
+
+
+def _worth(v: Any) -> bool:
+    """Whether a value may hold a run: a list, a plain object, a container kind or an
+    object array (most of a big tree is arrays and scalars, skipped here)."""
+    t = type(v)
+    if t is list:
+        return True
+    if t is not dict:
+        return False
+    tag = v.get("$")
+    return tag is None or tag in _CONTAINERS or (tag == "nd" and v.get("dtype") == "|O")
 
 
 def to_columns(root: Any) -> Any:
     """Rewrite the runs of ``root`` (the encoded tree) in column form; returns the root."""
     holder = [root]
-    stack: list[tuple[Any, Any]] = [(holder, 0)]  # places holding a value node
+    stack: list[tuple[Any, Any]] = [(holder, 0)] if _worth(root) else []  # places of values
+
+    def push_items(items: list[Any]) -> None:
+        stack.extend((items, i) for i, x in enumerate(items) if _worth(x))
+
+    def push_values(d: dict[str, Any]) -> None:
+        stack.extend((d, k) for k, x in d.items() if _worth(x))
+
     while stack:
         place, key = stack.pop()
         node = place[key]
-        t = type(node)
-        if t is list:
+        if type(node) is list:
             run = _as_run(node)
             if run is not None:
-                place[key] = node = run
+                place[key] = run
                 _push_columns(run, stack)
             else:
-                stack.extend((node, i) for i in range(len(node)))
+                push_items(node)
             continue
-        if t is not dict:
-            continue
-        tag = node.get("$")
+        tag = node.get("$")  # a dict: _worth let nothing else through
         if tag is None:
-            stack.extend((node, k) for k in node)
+            push_values(node)
         elif tag == "obj" or tag == "call":
             for member in ("args", "items"):
                 if type(node.get(member)) is list:
-                    stack.extend((node[member], i) for i in range(len(node[member])))
+                    push_items(node[member])
             if type(node.get("kwargs")) is dict:
-                stack.extend((node["kwargs"], k) for k in node["kwargs"])
-            if "state" in node:
+                push_values(node["kwargs"])
+            if "state" in node and _worth(node["state"]):
                 stack.append((node, "state"))
             _push_pairs(node.get("kv"), stack)
-        elif tag in ("tuple", "list", "set", "frozenset") and type(node.get("v")) is list:
-            stack.extend((node["v"], i) for i in range(len(node["v"])))
         elif tag == "dict":
             _push_pairs(node.get("v"), stack)
-        elif tag == "nd" and node.get("dtype") == "|O" and type(node.get("v")) is list:
-            run = _as_run(node["v"])
-            if run is not None:
-                node["v"] = run
-                _push_columns(run, stack)
-            else:
-                stack.extend((node["v"], i) for i in range(len(node["v"])))
-        # Other kinds (handlers' nodes, refs) hold no rewritable value.
+        elif tag == "nd":  # an object array
+            if type(node.get("v")) is list:
+                run = _as_run(node["v"])
+                if run is not None:
+                    node["v"] = run
+                    _push_columns(run, stack)
+                else:
+                    push_items(node["v"])
+        elif type(node.get("v")) is list:  # tuple, list, set, frozenset
+            push_items(node["v"])
     return holder[0]
 
 
@@ -73,13 +94,13 @@ def _push_pairs(pairs: Any, stack: list[tuple[Any, Any]]) -> None:
     if type(pairs) is list:
         for p in pairs:
             if type(p) is list and len(p) == 2:
-                stack.extend(((p, 0), (p, 1)))
+                stack.extend((p, i) for i in (0, 1) if _worth(p[i]))
 
 
 def _push_columns(run: dict[str, Any], stack: list[tuple[Any, Any]]) -> None:
-    stack.extend((run["same"], k) for k in run["same"])
+    stack.extend((run["same"], k) for k, x in run["same"].items() if _worth(x))
     for column in run["each"].values():
-        stack.extend((column, i) for i in range(len(column)))
+        stack.extend((column, i) for i, x in enumerate(column) if _worth(x))
 
 
 def _as_run(items: list[Any]) -> dict[str, Any] | None:

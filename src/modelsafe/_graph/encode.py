@@ -19,6 +19,7 @@ Node = Any
 INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
 INLINE_BYTES = 256  # bytes up to this length live in the header as base64
 PACK_MIN = 64  # lists of at least this many scalars are packed into binary columns
+RUN_MIN = 8  # lists of at least this many instances may be stored in columns (columns.py)
 _SCALAR_TYPES = frozenset({type(None), bool, int, float, str})
 _GLOBAL_TYPES = (
     type,
@@ -83,6 +84,7 @@ class Encoder:
         self._pack_index = -1
         self._packs: dict[int, bytearray] = {}
         self.table = TableWriter()
+        self.runs = 0  # lists that may be runs of instances (see note_run)
         self._dispatch: dict[type, Callable[[Encoder, Any], Node]] = dict(_CORE)
 
     # -- entry point -------------------------------------------------------------
@@ -98,9 +100,17 @@ class Encoder:
             holder = [root]
             _wrap_shared(holder, self.wrap)
             root = holder[0]
+        if not self.runs:
+            return root
         from .columns import to_columns
 
         return to_columns(root)
+
+    def note_run(self, items: list[Node]) -> None:
+        """Note a list of encoded items that may be a run of instances (``to_columns``
+        walks the tree only when there is one)."""
+        if len(items) >= RUN_MIN and type(items[0]) is dict and items[0].get("$") == "obj":
+            self.runs += 1
 
     # -- helpers for handlers -----------------------------------------------------
     def add_buffer(self, data: memoryview) -> int:
@@ -228,6 +238,7 @@ def _enc_list(e: Encoder, lst: list[Any]) -> Node:
     node: list[Node] = []
     e.remember(lst, node)
     e.enc_seq(lst, node)
+    e.note_run(node)
     return node
 
 

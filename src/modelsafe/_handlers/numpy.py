@@ -183,7 +183,7 @@ def _enc_array(e: Any, a: np.ndarray[Any, Any]) -> Any:
         node["v"] = items
 
         e.enc_seq(a.ravel(order=order), items)
-
+        e.note_run(items)
         return node
     if a.nbytes:
         data = a.T if order == "F" else (a if a.flags.c_contiguous else np.ascontiguousarray(a))
