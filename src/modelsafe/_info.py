@@ -145,8 +145,11 @@ def _walk(
         text = spec if isinstance(spec, str) else "structured"
         if text == "|O":
             yield Row(path, depth, "ndarray", f"object shape={tuple(shape)}")
-            if depth < max_depth:
-                for i, x in enumerate(node.get("v", [])):
+            v = node.get("v", [])
+            if depth < max_depth and isinstance(v, dict):  # a run, or packed scalars
+                yield from _walk(v, f"{path}.flat", depth + 1, max_depth, table)
+            elif depth < max_depth and isinstance(v, list):
+                for i, x in enumerate(v):
                     yield from _walk(x, f"{path}.flat[{i}]", depth + 1, max_depth, table)
             return
         nbytes = _array_bytes(spec, shape)

@@ -114,3 +114,57 @@ def test_hostile_masked_and_matrix(
     name: str, x: Any, edit: Any, reject: Callable[..., Any]
 ) -> None:
     reject(_tampered(x, edit), modelsafe.FormatError)
+
+
+# -- object arrays of plain scalars: packed columns -------------------------------------------
+
+
+def _root_of(blob: bytes) -> Any:
+    from .._crafting import split
+
+    return split(blob).header["root"]
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_object_arrays_of_many_scalars_are_packed(order: str) -> None:
+    """Category and feature names: 64 or more plain scalars are stored as a ``scalars``
+    node (strings in one buffer) instead of a JSON array, and come back the same."""
+    names = np.array([f"c3_{i}" for i in range(120)], dtype=object).reshape(12, 10)
+    names = np.asfortranarray(names) if order == "F" else names
+    mixed = np.array([None, 1, 2.5, "x", True, -(2**40)] * 12, dtype=object)
+    for arr in (names, mixed):
+        blob = modelsafe.dumps(arr)
+        v = _root_of(blob)["v"]
+        assert v["$"] == "scalars" and v["n"] == arr.size and "id" not in v
+        got = modelsafe.loads(blob)
+        assert got.shape == arr.shape and got.dtype == object
+        assert [(type(x), x) for x in got.ravel(order="K")] == [
+            (type(x), x) for x in arr.ravel(order="K")
+        ]
+        assert got.flags.f_contiguous == arr.flags.f_contiguous
+
+
+def test_short_or_mixed_object_arrays_keep_their_list() -> None:
+    short = np.array([f"c{i}" for i in range(63)], dtype=object)
+    holding = np.array([*range(70), np.float64(1.5)], dtype=object)  # a numpy scalar inside
+    text = np.array(["a\x00b", *map(str, range(70))], dtype=object)  # NUL: strs as JSON
+    for arr, packed in ((short, False), (holding, False), (text, True)):
+        blob = modelsafe.dumps(arr)
+        v = _root_of(blob)["v"]
+        assert (type(v) is dict) == packed, v if packed else None
+        got = modelsafe.loads(blob)
+        assert [(type(x), x) for x in got.ravel()] == [(type(x), x) for x in arr.ravel()]
+
+
+def test_a_packed_object_array_must_agree_with_its_shape() -> None:
+    from .._crafting import craft
+
+    def arr(shape: list[int], **extra: Any) -> dict[str, Any]:
+        v = {"$": "scalars", "n": 3, "kind": "str", "strs": ["a", "b", "c"], **extra}
+        return {"$": "nd", "dtype": "|O", "shape": shape, "v": v}
+
+    assert list(modelsafe.loads(craft(arr([3])))) == ["a", "b", "c"]
+    with pytest.raises(modelsafe.FormatError, match=r"needs 4 elements, has 3"):
+        modelsafe.loads(craft(arr([4])))
+    with pytest.raises(modelsafe.FormatError, match="lists its elements in 'v'"):
+        modelsafe.loads(craft(arr([3], id=0)))  # the elements are no list of their own

@@ -179,10 +179,17 @@ def _enc_array(e: Any, a: np.ndarray[Any, Any]) -> Any:
             from .._graph.encode import Unsupported
 
             raise Unsupported("structured arrays with object fields are not supported", None)
+        from .._graph.encode import PACK_MIN, _pack_scalars
+
+        elements = a.ravel(order=order)
+        # Category names, feature names: many plain scalars are packed into columns.
+        packed = _pack_scalars(e, elements.tolist()) if len(elements) >= PACK_MIN else None
+        if packed is not None:
+            node["v"] = packed
+            return node
         items: list[Any] = []
         node["v"] = items
-
-        e.enc_seq(a.ravel(order=order), items)
+        e.enc_seq(elements, items)
         e.note_run(items)
         return node
     if a.nbytes:
@@ -242,8 +249,9 @@ def _audit_array(a: Any, node: dict[str, Any]) -> None:
     count = math.prod(shape)
     if dt.kind == "O":
         v: Any = node.get("v")
-        # Its elements: a list of nodes, or an ``objs`` run of instances (docs/format.md §6.4).
-        run = type(v) is dict and v.get("$") == "objs"
+        # Its elements: a list of nodes, or a node that builds a list without an identity of
+        # its own: an ``objs`` run of instances or packed ``scalars`` (docs/format.md §6.6).
+        run = type(v) is dict and v.get("$") in ("objs", "scalars") and "id" not in v
         if "buf" in node or not (type(v) is list or run):
             a.fail("an object array lists its elements in 'v' and has no buffer")
         got = v.get("n") if run else len(v)
