@@ -202,6 +202,11 @@ def _validate(b: Builder, name: str, check: Callable[..., None], *what: Any) -> 
         raise FormatError(f"{b.source}: invalid {name}: {exc}") from None
 
 
+def _failed(b: Builder, name: str, exc: Exception) -> FormatError:
+    """The error for an exception raised while constructing ``name`` (or its state)."""
+    return FormatError(f"{b.source}: constructing {name} failed: {type(exc).__name__}: {exc}")
+
+
 def _b_instance(b: Builder, node: dict[str, Any]) -> Any:
     name = f"{node['module']}.{node['name']}"
     try:
@@ -243,9 +248,7 @@ def _b_instance(b: Builder, node: dict[str, Any]) -> Any:
     except ModelSafeError:
         raise
     except Exception as exc:
-        raise FormatError(
-            f"{b.source}: constructing {name} failed: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise _failed(b, name, exc) from exc
     return obj
 
 
@@ -287,9 +290,7 @@ def _b_objs(b: Builder, node: dict[str, Any]) -> Any:
     except ModelSafeError:
         raise
     except Exception as exc:
-        raise FormatError(
-            f"{b.source}: constructing {name} failed: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise _failed(b, name, exc) from exc
     return objs
 
 
