@@ -190,6 +190,40 @@ def depths(parent: Array) -> Array:
     return depth
 
 
+Links = tuple[Array, Array, Array, Array]  # starts, tree of each inner node, to_left, to_right
+
+
+def forest_links(inner: Array, left: Array, right: Array, sizes: Array, total: int) -> Links | None:
+    """The child links of many trees laid one after the other, or None if they do not
+    make each tree a binary tree rooted at its first node.
+
+    ``sizes`` are the trees' node counts (``total`` in all); ``inner`` the indices of the
+    internal nodes; ``left``/``right`` their children as intp indices within their own
+    tree. Every child must come after its parent and lie in its tree, a tree of ``n``
+    nodes has ``n - 1`` links (the links of one tree cannot make up for another's), and
+    every node but a root is reached (so, with as many links as non-roots, exactly once).
+    Returns the trees' first indices, each inner node's tree, and the children as indices
+    into the whole.
+    """
+    if 2 * len(inner) != total - len(sizes):
+        return None
+    starts = np.cumsum(sizes) - sizes
+    tree = np.repeat(np.arange(len(sizes)), sizes)[inner]
+    base, end = starts[tree], (starts + sizes)[tree]
+    to_left, to_right = left + base, right + base
+    # After its parent and inside its tree: no link reaches a root or another tree.
+    if np.count_nonzero(
+        (to_left <= inner) | (to_left >= end) | (to_right <= inner) | (to_right >= end)
+    ):
+        return None
+    hit = np.zeros(total, dtype=np.bool_)
+    hit[to_left] = True
+    hit[to_right] = True
+    if np.count_nonzero(hit) != total - len(sizes):
+        return None
+    return starts, tree, to_left, to_right
+
+
 Batch = list[tuple[dict[str, Any], Any]]  # (node, what ``prepare`` made of it)
 
 

@@ -21,6 +21,7 @@ from ._checks import (
     check_in_batches,
     first,
     flags,
+    forest_links,
     in_range,
     integer,
     keys,
@@ -369,22 +370,11 @@ def check_predictors(
     ):
         return False
     inner = np.flatnonzero(is_leaf == 0)
-    if 2 * len(inner) != total - len(sizes):
+    left, right = nodes["left"][inner].astype(np.intp), nodes["right"][inner].astype(np.intp)
+    links = forest_links(inner, left, right, sizes, total)
+    if links is None:
         return False
-    starts = np.cumsum(sizes) - sizes
-    tree = np.repeat(np.arange(len(sizes)), sizes)[inner]
-    base, end = starts[tree], (starts + sizes)[tree]
-    to_left = nodes["left"][inner].astype(np.intp) + base
-    to_right = nodes["right"][inner].astype(np.intp) + base
-    if np.count_nonzero(
-        (to_left <= inner) | (to_left >= end) | (to_right <= inner) | (to_right >= end)
-    ):
-        return False
-    hit = np.zeros(total, dtype=np.bool_)
-    hit[to_left] = True
-    hit[to_right] = True
-    if np.count_nonzero(hit) != total - len(sizes):
-        return False
+    tree = links[1]
     feature = nodes["feature_idx"][inner]
     if np.count_nonzero((feature < 0) | (feature >= 2**31)):
         return False

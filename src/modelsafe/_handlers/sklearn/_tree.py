@@ -23,6 +23,7 @@ from ._checks import (
     depths,
     first,
     flags,
+    forest_links,
     integer,
     keys,
     records,
@@ -330,23 +331,11 @@ def check_forest(
     leaf = left == -1
     if np.count_nonzero((right == -1) != leaf):
         return False
-    starts = np.cumsum(sizes) - sizes
     inner = np.flatnonzero(~leaf)
-    if 2 * len(inner) != total - len(sizes):
-        return False  # the links of one tree cannot make up for another's: see below
-    tree = np.repeat(np.arange(len(sizes)), sizes)[inner]
-    base, end = starts[tree], (starts + sizes)[tree]
-    to_left, to_right = left[inner] + base, right[inner] + base
-    # After its parent and inside its tree: no link reaches a root or another tree.
-    if np.count_nonzero(
-        (to_left <= inner) | (to_left >= end) | (to_right <= inner) | (to_right >= end)
-    ):
+    links = forest_links(inner, left[inner], right[inner], sizes, total)
+    if links is None:
         return False
-    hit = np.zeros(total, dtype=np.bool_)
-    hit[to_left] = True
-    hit[to_right] = True
-    if np.count_nonzero(hit) != total - len(sizes):
-        return False  # as many links as non-roots, all reached: one parent each
+    starts, tree, to_left, to_right = links
     feature = records[inner, 2].astype(np.intp).view(np.uintp)
     if np.count_nonzero(feature >= n_features[tree].astype(np.uintp)):
         return False  # negative features too
