@@ -232,7 +232,7 @@ def used_types(root: Any) -> list[str]:
             names.add(_STDLIB_TAGS[tag])
         elif tag == "path":
             names.add(f"pathlib.{node['kind']}")
-        elif tag == "sk.tree":
+        elif tag in ("sk.tree", "sk.trees"):
             names.add("sklearn.tree._tree.Tree")
         elif tag == "sk.hgbp":
             names.add("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor")

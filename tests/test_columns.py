@@ -290,7 +290,7 @@ def test_the_tree_is_walked_for_runs_only_when_one_may_exist(monkeypatch: Any) -
 
     calls: list[int] = []
     real = columns.to_columns
-    monkeypatch.setattr(columns, "to_columns", lambda root: calls.append(1) or real(root))
+    monkeypatch.setattr(columns, "to_columns", lambda root, e: calls.append(1) or real(root, e))
     plain = {"w": [np.arange(3) for _ in range(20)], "rows": [{"a": i} for i in range(50)]}
     modelsafe.dumps(plain)
     assert not calls

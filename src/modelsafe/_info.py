@@ -180,6 +180,8 @@ def _walk(
             if isinstance(column, list):
                 for i, v in enumerate(column):
                     yield from _walk(v, f"{path}[{i}].{k}", depth + 1, max_depth, table)
+            elif isinstance(column, dict):  # a column node: all instances' values in one
+                yield from _column_node(column, f"{path}[*].{k}", depth + 1, max_depth, table)
         return
     if tag == "scalars":
         yield Row(path, depth, "list", f"{node.get('n')} scalars (packed)", 0, bufs)
@@ -219,6 +221,22 @@ def _walk(
     if depth < max_depth:
         for k, v in node.items():
             if type(v) in (dict, list) and k != "$":
+                yield from _walk(v, f"{path}.<{k}>", depth + 1, max_depth, table)
+
+
+def _column_node(
+    node: dict[str, Any], path: str, depth: int, max_depth: int, table: Table | None
+) -> Iterator[Row]:
+    """One row for a column node (its lists by length, not item by item), then its arrays."""
+    detail = {
+        k: f"<{len(v)} items>" if type(v) is list and len(v) > 4 else v
+        for k, v in node.items()
+        if k != "$" and type(v) is not dict
+    }
+    yield Row(path, depth, str(node.get("$")), _short(detail))
+    if depth < max_depth:
+        for k, v in node.items():
+            if type(v) is dict:
                 yield from _walk(v, f"{path}.<{k}>", depth + 1, max_depth, table)
 
 

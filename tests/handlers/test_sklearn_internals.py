@@ -12,6 +12,7 @@ predict time is reported as the signal that killed the child, never lost.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import hashlib
 import json
@@ -118,6 +119,14 @@ def _models() -> dict[str, tuple[Callable[[], Any], str]]:
             "iris",
         ),
         # 10 stages x 3 classes: the 30 trees are a run, stored column by column ("objs")
+        "random_forest_run": (
+            lambda: _fit(
+                lambda: en.RandomForestClassifier(12, max_depth=4, random_state=0),
+                "iris_nan",
+                "y_iris",
+            ),
+            "iris_nan",
+        ),
         "gradient_boosting_run": (
             lambda: _fit(
                 lambda: en.GradientBoostingClassifier(n_estimators=10, random_state=0),
@@ -206,7 +215,13 @@ COMPACT = {
     "hgb_categorical_compact": "hist_gradient_boosting_categorical",
     "gradient_boosting_run_compact": "gradient_boosting_run",
 }
-MODELS.update({name: MODELS[base] for name, base in COMPACT.items()})
+# Runs of estimators saved with their trees as one ``sk.trees`` column (the default
+# writer's form for 8 or more); the ``_compact`` entries above keep one node a tree.
+TREE_RUNS = {
+    "random_forest_trees": "random_forest_run",
+    "gradient_boosting_trees": "gradient_boosting_run",
+}
+MODELS.update({name: MODELS[base] for name, base in {**COMPACT, **TREE_RUNS}.items()})
 _METHODS = (
     "predict",
     "predict_proba",
@@ -398,18 +413,22 @@ Path_ = tuple[Any, ...]
 
 
 @contextlib.contextmanager
-def full_form(*, compact_trees: bool = False) -> Iterator[None]:
+def full_form(*, compact_trees: bool = False, tree_runs: bool = False) -> Iterator[None]:
     """Save every array with a buffer of its own rather than in the small-array table (a
     layout readers accept), so that a test can give any array another size; and decision
     trees in the generic ``call`` form (what older writers, and the reduce path, give)
-    unless ``compact_trees``, which keeps their ``sk.tree`` nodes."""
+    unless ``compact_trees``, which keeps their ``sk.tree`` nodes, one a tree unless
+    ``tree_runs`` (the trees of a run of estimators as one ``sk.trees`` node)."""
     import modelsafe._handlers.numpy as handler
     import modelsafe._handlers.sklearn as sk_handler
+    import modelsafe._handlers.sklearn._tree as tree_handler
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(handler, "SMALL_ARRAY", 0)
         if not compact_trees:
             mp.setattr(sk_handler, "encoder_for", lambda t: None)
+        elif not tree_runs:
+            mp.setattr(tree_handler, "merge_trees", lambda e, column: None)
         yield
 
 
@@ -544,7 +563,8 @@ _BLOBS: dict[str, bytes] = {}
 def _surgery(model: str) -> Surgery:
     """A fresh Surgery on the full-form file of a sample model (saved once)."""
     if model not in _BLOBS:
-        with full_form(compact_trees=model in COMPACT):
+        runs = model in TREE_RUNS
+        with full_form(compact_trees=runs or model in COMPACT, tree_runs=runs):
             _BLOBS[model] = modelsafe.dumps(MODELS[model][0]())
     return Surgery(_BLOBS[model])
 
@@ -1340,6 +1360,121 @@ def _run_cases() -> dict[str, Case]:
     }
 
 
+def _tree_run_cases() -> dict[str, Case]:
+    """The ``sk.trees`` column: every tree of a run of estimators in one array of records
+    and one of values, checked together, then tree by tree when that fails (naming the
+    tree); each estimator's state still passes its class's validator."""
+    from modelsafe._handlers.sklearn._tree import LAYOUT
+
+    tree = "sklearn.tree._tree.Tree"
+    rf = "random_forest_trees"
+
+    def trees(s: Surgery) -> Path_:
+        return next(p for p, _n in _tagged(s.header["root"], "sk.trees"))
+
+    def in_tree(t: int, field: str, index: int, value: Any) -> Callable[[Surgery], None]:
+        def fn(s: Surgery) -> None:
+            at = sum(s.node(trees(s))["sizes"][:t]) + index
+            s.edit((*trees(s), "nodes"), lambda raw: raw.view(LAYOUT)[field].__setitem__(at, value))
+
+        return fn
+
+    def next_tree(s: Surgery) -> None:
+        """Tree 1's root points at a node of tree 2: a valid index of the whole array."""
+        size = s.node(trees(s))["sizes"][1]
+        in_tree(1, "left_child", 0, size + 1)(s)
+
+    def sizes(edit: Callable[[list[int]], None]) -> Callable[[Surgery], None]:
+        return lambda s: edit(s.node(trees(s))["sizes"])
+
+    def move_boundary(n: list[int]) -> None:
+        n[0] -= 1
+        n[1] += 1
+
+    def narrower_values(s: Surgery) -> None:
+        s.put((*trees(s), "values"), s.array((*trees(s), "values"))[:, :, :2].copy())
+
+    def run(s: Surgery) -> Path_:
+        return next(p for p, _n in _tagged(s.header["root"], "objs"))
+
+    return {
+        "tree run: child out of range in a middle tree": (
+            rf,
+            in_tree(5, "left_child", 0, 10**6),
+            tree,
+            "tree 5 of 12: children_left[0] = 1000000 is outside [1, ",
+        ),
+        "tree run: child in the next tree": (
+            rf,
+            next_tree,
+            tree,
+            "tree 1 of 12: children_left[0] = ",
+        ),
+        "tree run: cycle": (rf, in_tree(3, "right_child", 0, 0), tree, "tree 3 of 12: "),
+        "tree run: feature out of range": (
+            rf,
+            in_tree(7, "feature", 0, 10**9),
+            tree,
+            "tree 7 of 12: feature[0] = 1000000000 is outside [0, 4)",
+        ),
+        "tree run: NaN threshold": (
+            rf,
+            in_tree(2, "threshold", 0, float("nan")),
+            tree,
+            "tree 2 of 12: threshold[0] is NaN",
+        ),
+        "tree run: missing_go_to_left not a flag": (
+            rf,
+            in_tree(11, "missing_go_to_left", 0, 7),
+            tree,
+            "tree 11 of 12: missing_go_to_left[0] = 7 is not 0 or 1",
+        ),
+        "tree run: sizes beyond the records": (
+            rf,
+            sizes(lambda n: n.__setitem__(-1, n[-1] + 1)),
+            tree,
+            "as many as the",
+        ),
+        "tree run: a boundary between trees moved": (
+            rf,
+            sizes(move_boundary),
+            tree,
+            "tree 0 of 12: ",
+        ),
+        "tree run: max_depth of one tree too small": (
+            rf,
+            lambda s: s.node(trees(s))["md"].__setitem__(9, 0),
+            tree,
+            "tree 9 of 12: max_depth = 0, but the deepest leaf is at depth",
+        ),
+        "tree run: values of the wrong shape": (rf, narrower_values, tree, "values has shape"),
+        "tree run: more outputs than its values": (
+            rf,
+            lambda s: s.set((*trees(s), "nc"), [3, 3]),
+            tree,
+            "values has shape",
+        ),
+        "tree run: fewer features than it splits on": (
+            rf,
+            lambda s: s.set((*trees(s), "nf"), 2),
+            tree,
+            "is outside [0, 2)",
+        ),
+        "tree run: estimators narrower than their trees": (
+            rf,
+            lambda s: s.set((*run(s), "same", "n_features_in_"), 2),
+            "sklearn.tree._classes.DecisionTreeClassifier",
+            "tree_ splits on 4 features but the model takes 2",
+        ),
+        "tree run of gradient boosting: child out of range": (
+            "gradient_boosting_trees",
+            in_tree(17, "left_child", 0, 10**6),
+            tree,
+            "tree 17 of 30: children_left[0] = 1000000 is outside [1, ",
+        ),
+    }
+
+
 def _compact_predictor_cases() -> dict[str, Case]:
     """The ``sk.hgbp`` node: packed 56-byte records, the predictors of a file checked
     together, then one by one when that fails (which names the broken invariant)."""
@@ -1452,6 +1587,7 @@ CASES: dict[str, Case] = {
     **_hgb_cases(),
     **_compact_predictor_cases(),
     **_run_cases(),
+    **_tree_run_cases(),
     **_neighbors_cases(),
     **_kmeans_cases(),
     **_loss_cases(),
@@ -1764,6 +1900,134 @@ def test_trees_are_saved_as_compact_nodes_and_load_the_same() -> None:
         generic = modelsafe.dumps(model)
     assert len(generic) > len(blob)
     assert outputs(modelsafe.loads(generic), x) == outputs(model, x)
+
+
+def _sk_trees(s: Surgery) -> dict[str, Any]:
+    return next(node for _p, node in _tagged(s.header["root"], "sk.trees"))
+
+
+def _objs(s: Surgery) -> dict[str, Any]:
+    return next(node for _p, node in _tagged(s.header["root"], "objs"))
+
+
+def _trees_outside_a_column(s: Surgery) -> None:
+    """A copy of the column node as a hyperparameter every estimator shares."""
+    _objs(s)["same"]["criterion"] = copy.deepcopy(_sk_trees(s))
+
+
+def _other_kind_as_column(s: Surgery) -> None:
+    run = _objs(s)
+    run["each"]["tree_"] = run["each"]["tree_"]["nodes"]
+
+
+# Broken ``sk.trees`` columns the audit refuses, before anything is imported or built.
+SK_TREES_AUDIT: dict[str, tuple[Callable[[Surgery], None], str]] = {
+    "md shorter than the run": (
+        lambda s: _sk_trees(s)["md"].pop(),
+        "'md' must be a list of 12 integers, one per tree",
+    ),
+    "sizes given as an array node": (
+        lambda s: _sk_trees(s).update(sizes={"$": "nd"}),
+        "'sizes' must be a list of 12 integers",
+    ),
+    "a tree of no nodes": (
+        lambda s: _sk_trees(s)["sizes"].__setitem__(0, 0),
+        "'sizes' must hold integers in [1,",
+    ),
+    "a float depth": (
+        lambda s: _sk_trees(s)["md"].__setitem__(3, 1.0),
+        "'md' must hold integers in [0,",
+    ),
+    "a huge size": (
+        lambda s: _sk_trees(s)["sizes"].__setitem__(0, 2**63),
+        "'sizes' must hold integers in [1,",
+    ),
+    "nodes with an id": (
+        lambda s: _sk_trees(s)["nodes"].update(id=99),
+        "'nodes' must be an 'nd' node without an id",
+    ),
+    "the column with an id": (
+        lambda s: _sk_trees(s).update(id=99),
+        "unexpected member(s) ['id']",
+    ),
+    "no class counts": (lambda s: _sk_trees(s).update(nc=[]), "'nc' must be a non-empty list"),
+    "outside a column": (
+        _trees_outside_a_column,
+        "may only stand as a column of an 'objs' run",
+    ),
+    "an array as a column": (_other_kind_as_column, "a 'nd' node cannot stand as a column"),
+}
+
+
+@pytest.mark.parametrize("case", SK_TREES_AUDIT)
+def test_broken_sk_trees_columns_fail_the_audit(case: str) -> None:
+    edit, text = SK_TREES_AUDIT[case]
+    s = _surgery("random_forest_trees")
+    edit(s)
+    with pytest.raises(modelsafe.FormatError, match=re.escape(text)):
+        modelsafe.loads(s.blob())
+
+
+@pytest.mark.parametrize("base", ["random_forest_run", "gradient_boosting_run"])
+def test_the_trees_of_a_run_are_saved_as_one_column_and_load_the_same(base: str) -> None:
+    """A run of estimators stores its trees as one ``sk.trees`` node (two buffers for all
+    of them): a smaller file than one ``sk.tree`` node a tree, the same predictions, and
+    the one-node-a-tree form of the same model still loads."""
+    model, x = MODELS[base][0](), DATA[MODELS[base][1]]
+    with full_form(compact_trees=True, tree_runs=True):
+        blob = modelsafe.dumps(model)
+    with full_form(compact_trees=True):
+        rows = modelsafe.dumps(model)
+    header = split(blob).header
+    (column,) = [node for _p, node in _tagged(header["root"], "sk.trees")]
+    assert not list(_tagged(header["root"], "sk.tree"))
+    trees = [est.tree_ for est in np.ravel(model.estimators_)]
+    assert column["sizes"] == [t.node_count for t in trees]
+    assert column["md"] == [t.max_depth for t in trees]
+    assert len(header["buffers"]) < len(split(rows).header["buffers"])
+    assert len(blob) < len(rows)
+    assert outputs(modelsafe.loads(blob), x) == outputs(model, x)
+    assert outputs(modelsafe.loads(rows), x) == outputs(model, x)
+    # The default writer (small arrays in the table) gives the same form.
+    assert len(list(_tagged(split(modelsafe.dumps(model)).header["root"], "sk.trees"))) == 1
+
+
+def test_a_tree_shared_by_two_estimators_keeps_the_row_form() -> None:
+    """A column node holds values nothing else refers to: a tree that two estimators of a
+    run share is stored once, by reference, and loads as one object again."""
+    model = MODELS["random_forest_run"][0]()
+    model.estimators_[3].tree_ = model.estimators_[2].tree_
+    blob = modelsafe.dumps(model)
+    assert not list(_tagged(split(blob).header["root"], "sk.trees"))
+    loaded = modelsafe.loads(blob)
+    assert loaded.estimators_[3].tree_ is loaded.estimators_[2].tree_
+    x = DATA["iris_nan"]
+    assert outputs(loaded, x) == outputs(model, x)
+
+
+def test_the_trees_of_a_run_are_checked_in_bounded_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With batches of a tree or two, every batch of the column is checked: the untouched
+    run loads the same, and a tree broken in a middle batch is refused by its number."""
+    import modelsafe._handlers.sklearn._tree as tr
+
+    s = _surgery("random_forest_trees")
+    good = s.blob()
+    column = _sk_trees(s)
+    sizes = column["sizes"]
+    monkeypatch.setattr(tr, "_BATCH", max(sizes) + 1)
+    path = next(p for p, _n in _tagged(s.header["root"], "sk.trees"))
+    at = sum(sizes[:8])
+
+    def break_tree_8(raw: np.ndarray[Any, Any]) -> None:
+        raw.view(tr.LAYOUT)["left_child"][at] = 4_000_000_000
+
+    s.edit((*path, "nodes"), break_tree_8)
+    make, x = MODELS["random_forest_trees"]
+    assert outputs(modelsafe.loads(good), DATA[x]) == outputs(make(), DATA[x])
+    with pytest.raises(
+        modelsafe.FormatError, match=re.escape("tree 8 of 12: children_left[0] = 4000000000")
+    ):
+        modelsafe.loads(s.blob())
 
 
 def _forest_records() -> tuple[list[np.ndarray[Any, Any]], list[Any]]:

@@ -62,6 +62,7 @@ class Audit:
         self.specs: dict[str, Tag] = {}
         self.simple_dtypes: dict[str, Any] = {}
         self.groups: dict[str, list[dict[str, Any]]] = {}  # nodes a handler checks together
+        self._column: int | None = None  # the length a column node being visited must have
         self._fns: dict[str, Callable[[Audit, dict[str, Any]], None]] = dict(_CORE)
 
     def load_table(self, spec: Any) -> None:
@@ -100,6 +101,15 @@ class Audit:
     def group(self, key: str, node: dict[str, Any]) -> None:
         """Note ``node`` for a handler that validates all nodes of a kind in one pass."""
         self.groups.setdefault(key, []).append(node)
+
+    def column_length(self) -> int:
+        """For the audit of a column kind (a node that denotes a list and may only stand
+        as a column of an ``objs`` run): the run's ``n``. Fails anywhere else."""
+        n = self._column
+        if n is None:
+            self.fail("this kind of node may only stand as a column of an 'objs' run")
+        self._column = None  # the node's own members are not columns
+        return n
 
     def define_early(self, node: dict[str, Any]) -> None:
         """Register the node's id before its children: they may refer to it."""
@@ -482,8 +492,10 @@ def _a_objs(a: Audit, node: dict[str, Any]) -> None:
     ):
         a.fail("'same' and 'each' must share out 'keys' between them")
     for k, column in each.items():
+        if type(column) is dict:  # a column node, checked when visited
+            continue
         if type(column) is not list or len(column) != n:
-            a.fail(f"column {k!r} must be a list of {n} nodes")
+            a.fail(f"column {k!r} must be a list of {n} nodes or a column node")
     if "ids" in node:
         ids = node["ids"]
         if type(ids) is not list or len(ids) != n:
@@ -495,11 +507,24 @@ def _a_objs(a: Audit, node: dict[str, Any]) -> None:
             if k in same:
                 a.visit(same[k])
                 check_number(a, same[k])
+            elif type(each[k]) is dict:
+                _column_node(a, k, each[k], n)
             else:
                 a.visit_all(each[k])
         except _Fail as exc:
             exc.segments.append(f".{k}")
             raise
+
+
+def _column_node(a: Audit, k: str, node: dict[str, Any], n: int) -> None:
+    """A column stored as one node: a kind whose audit claims the column's length."""
+    if "$" not in node:
+        a.fail(f"column {k!r} must be a list of {n} nodes or a column node")
+    a._column = n
+    a.visit(node)
+    if a._column is not None:
+        a._column = None
+        a.fail(f"column {k!r}: a {node['$']!r} node cannot stand as a column")
 
 
 def _a_scalars(a: Audit, node: dict[str, Any]) -> None:

@@ -41,8 +41,13 @@ def _worth(v: Any) -> bool:
     return tag is None or tag in _CONTAINERS or (tag == "nd" and v.get("dtype") == "|O")
 
 
-def to_columns(root: Any) -> Any:
-    """Rewrite the runs of ``root`` (the encoded tree) in column form; returns the root."""
+def to_columns(root: Any, encoder: Any) -> Any:
+    """Rewrite the runs of ``root`` (the encoded tree) in column form; returns the root.
+
+    A column of nodes of a kind in ``encoder.column_kinds`` is handed to that kind's
+    function, which may store it as one node (a forest's trees: ``sk.trees``).
+    """
+    kinds = encoder.column_kinds
     holder = [root]
     stack: list[tuple[Any, Any]] = [(holder, 0)] if _worth(root) else []  # places of values
 
@@ -58,6 +63,7 @@ def to_columns(root: Any) -> Any:
         if type(node) is list:
             run = _as_run(node)
             if run is not None:
+                _merge_columns(run, kinds, encoder)
                 place[key] = run
                 _push_columns(run, stack)
             else:
@@ -81,6 +87,7 @@ def to_columns(root: Any) -> Any:
             if type(node.get("v")) is list:
                 run = _as_run(node["v"])
                 if run is not None:
+                    _merge_columns(run, kinds, encoder)
                     node["v"] = run
                     _push_columns(run, stack)
                 else:
@@ -100,7 +107,22 @@ def _push_pairs(pairs: Any, stack: list[tuple[Any, Any]]) -> None:
 def _push_columns(run: dict[str, Any], stack: list[tuple[Any, Any]]) -> None:
     stack.extend((run["same"], k) for k, x in run["same"].items() if _worth(x))
     for column in run["each"].values():
-        stack.extend((column, i) for i, x in enumerate(column) if _worth(x))
+        if type(column) is list:  # not a column node, which holds no run
+            stack.extend((column, i) for i, x in enumerate(column) if _worth(x))
+
+
+def _merge_columns(run: dict[str, Any], kinds: dict[str, Any], encoder: Any) -> None:
+    """Store as one node each column whose nodes are of a kind that has a column form."""
+    if not kinds:
+        return
+    each = run["each"]
+    for k, column in each.items():
+        first = column[0]
+        merge = kinds.get(first.get("$")) if type(first) is dict else None
+        if merge is not None:
+            merged = merge(encoder, column)
+            if merged is not None:
+                each[k] = merged
 
 
 def _as_run(items: list[Any]) -> dict[str, Any] | None:

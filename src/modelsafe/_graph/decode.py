@@ -279,6 +279,12 @@ def _b_objs(b: Builder, node: dict[str, Any]) -> Any:
                 value = build(same[k])
                 for state in states:
                     state[k] = value
+            elif type(each[k]) is dict:  # a column node: a list of n values
+                values = build(each[k])
+                if type(values) is not list or len(values) != n:
+                    raise FormatError(f"{b.source}: column {k!r} does not give {n} values")
+                for state, x in zip(states, values, strict=True):
+                    state[k] = x
             else:
                 for state, x in zip(states, each[k], strict=True):
                     tx = type(x)

@@ -85,26 +85,31 @@ class Encoder:
         self._packs: dict[int, bytearray] = {}
         self.table = TableWriter()
         self.runs = 0  # lists that may be runs of instances (see note_run)
+        # Values a handler encodes once the tree is complete (see later), by id(node).
+        self._later: dict[int, tuple[dict[str, Any], list[Any]]] = {}
+        # Node kind -> a handler's way to store a run's column of such nodes as one node.
+        self.column_kinds: dict[str, Callable[[Encoder, list[Node]], Node | None]] = {}
         self._dispatch: dict[type, Callable[[Encoder, Any], Node]] = dict(_CORE)
 
     # -- entry point -------------------------------------------------------------
     def encode_root(self, obj: Any) -> Node:
         try:
             root = self.enc(obj)
+            if self.wrap:
+                holder = [root]
+                _wrap_shared(holder, self.wrap)
+                root = holder[0]
+            if self.runs:
+                from .columns import to_columns
+
+                root = to_columns(root, self)
+            self._finish_later()
         except Unsupported as exc:
             raise exc.to_public() from None
         except RecursionError:
             raise UnsupportedTypeError("the object nests too deeply to save", advice=None) from None
         self.finish_packs()
-        if self.wrap:
-            holder = [root]
-            _wrap_shared(holder, self.wrap)
-            root = holder[0]
-        if not self.runs:
-            return root
-        from .columns import to_columns
-
-        return to_columns(root)
+        return root
 
     def note_run(self, items: list[Node]) -> None:
         """Note a list of encoded items that may be a run of instances (``to_columns``
@@ -113,6 +118,43 @@ class Encoder:
             self.runs += 1
 
     # -- helpers for handlers -----------------------------------------------------
+    def later(
+        self,
+        node: dict[str, Any],
+        member: str,
+        value: Any,
+        finish: Callable[[Any], Any] | None = None,
+    ) -> None:
+        """Set ``node[member]`` to the encoding of ``value`` (of ``finish(value)``) once
+        the whole tree is encoded, unless a column kind takes ``node``'s values first
+        (``take_later``) to store them otherwise.
+
+        What is encoded must be a fresh object that nothing else refers to (an array
+        the handler made), so encoding it later can never turn into a reference to a
+        value defined after ``node``.
+        """
+        node[member] = None  # keeps the member's place in the node
+        entry = self._later.get(id(node))
+        if entry is None:
+            entry = self._later[id(node)] = (node, [])
+        entry[1].append((member, value, finish, self.depth))
+
+    def take_later(self, node: dict[str, Any]) -> dict[str, Any]:
+        """The values ``later`` holds for ``node`` (before ``finish``), which then
+        encodes none of them."""
+        entry = self._later.pop(id(node), None)
+        return {} if entry is None else {member: value for member, value, _, _ in entry[1]}
+
+    def _finish_later(self) -> None:
+        """Encode what ``later`` holds, in the order it was noted (deterministic)."""
+        pending, self._later = self._later, {}
+        depth = self.depth
+        for node, entries in pending.values():
+            for member, value, finish, at in entries:
+                self.depth = at
+                node[member] = self.enc(value if finish is None else finish(value))
+        self.depth = depth
+
     def add_buffer(self, data: memoryview) -> int:
         self.buffers.append(data)
         return len(self.buffers) - 1

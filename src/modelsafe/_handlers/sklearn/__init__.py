@@ -53,6 +53,7 @@ def encoder_for(t: type) -> Callable[[Any, Any], Any] | None:
 
 TAGS: dict[str, Tag] = {
     _tree.TAG: Tag(_tree.audit_tree, _tree.build_tree),
+    _tree.TREES: Tag(_tree.audit_trees, _tree.build_trees),
     _hgb.TAG: Tag(_hgb.audit_predictor, _hgb.build_predictor),
 }
 

@@ -151,7 +151,12 @@ _PADDING = slice(57, 64)  # the bytes after missing_go_to_left
 
 
 def enc_tree(e: Any, tree: Any) -> Any:
-    """Encode a Tree as an ``sk.tree`` node (the generic path when its layout is unknown)."""
+    """Encode a Tree as an ``sk.tree`` node (the generic path when its layout is unknown).
+
+    Its arrays are encoded once the whole object is (``Encoder.later``): a forest's
+    trees, found as a column of a run of estimators, are then stored together as one
+    ``sk.trees`` node instead (``merge_trees``).
+    """
     entry = e.memo.get(id(tree))
     if entry is not None:
         return e.ref(entry)
@@ -164,8 +169,6 @@ def enc_tree(e: Any, tree: Any) -> Any:
         return _enc_reduce(e, tree)  # a scikit-learn with another node layout
     if nodes.dtype != LAYOUT:
         nodes = nodes.astype(LAYOUT)
-    raw = np.ascontiguousarray(nodes).view(np.uint8).reshape(len(nodes), LAYOUT.itemsize).copy()
-    raw[:, _PADDING] = 0  # scikit-learn leaves the 7 padding bytes of a record uninitialised
     values = np.ascontiguousarray(state["values"], dtype="<f8")
     e.types.add(TREE)
     node = {
@@ -173,10 +176,62 @@ def enc_tree(e: Any, tree: Any) -> Any:
         "nf": int(n_features),
         "nc": [int(c) for c in n_classes],
         "md": int(state["max_depth"]),
-        "nodes": e.enc(raw),
-        "values": e.enc(values),
     }
+    e.later(node, "nodes", np.ascontiguousarray(nodes), _records)
+    e.later(node, "values", values)
+    e.column_kinds.setdefault(TAG, merge_trees)
     e.remember(tree, node)
+    return node
+
+
+def _records(nodes: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """A tree's ``LAYOUT`` records as uint8 rows, padding zeroed (a copy)."""
+    raw = nodes.view(np.uint8).reshape(len(nodes), LAYOUT.itemsize).copy()
+    raw[:, _PADDING] = 0  # scikit-learn leaves the 7 padding bytes of a record uninitialised
+    return raw
+
+
+TREES = "sk.trees"
+
+
+def merge_trees(e: Any, column: list[Any]) -> dict[str, Any] | None:
+    """The ``sk.trees`` node for a run's column of ``sk.tree`` nodes, or None when they
+    cannot share one (a tree referred to from elsewhere, other feature or class counts).
+
+    The records of all trees go into one array and their values into another, so the
+    reader checks and slices two arrays instead of auditing and building two per tree.
+    """
+    first = column[0]
+    nf, nc = first["nf"], first["nc"]
+    for node in column:
+        if (
+            type(node) is not dict
+            or node.get("$") != TAG
+            or "id" in node
+            or node["nf"] != nf
+            or node["nc"] != nc
+            or node["nodes"] is not None  # its arrays are already encoded
+        ):
+            return None
+    parts = [e.take_later(node) for node in column]
+    sizes = [len(part["nodes"]) for part in parts]
+    raw = np.empty((sum(sizes), LAYOUT.itemsize), dtype=np.uint8)
+    at = 0
+    for part, size in zip(parts, sizes, strict=True):
+        raw[at : at + size] = part["nodes"].view(np.uint8).reshape(size, LAYOUT.itemsize)
+        at += size
+    raw[:, _PADDING] = 0
+    values = np.concatenate([part["values"] for part in parts])
+    node = {
+        "$": TREES,
+        "nf": nf,
+        "nc": nc,
+        "md": [node["md"] for node in column],
+        "sizes": sizes,
+    }
+    # At the depth of the trees it replaces, which the encoder checked.
+    e.later(node, "nodes", raw)
+    e.later(node, "values", values)
     return node
 
 
@@ -203,6 +258,116 @@ def audit_tree(a: Any, node: dict[str, Any]) -> None:
     a.visit(node["values"])
     a.define_late(node)
     a.group(TAG, node)
+
+
+def _counts(a: Any, name: str, x: Any, n: int, lo: int) -> None:
+    if type(x) is not list or len(x) != n:
+        a.fail(f"'{name}' must be a list of {n} integers, one per tree")
+    if not all(type(v) is int for v in x) or min(x) < lo or max(x) > _INTP_MAX:
+        a.fail(f"'{name}' must hold integers in [{lo}, {_INTP_MAX}]")
+
+
+def audit_trees(a: Any, node: dict[str, Any]) -> None:
+    """A run's column of trees (``sk.trees``): their counts, one array of all their
+    records and one of all their values."""
+    n = a.column_length()
+    a.keys(node, ("nf", "nc", "md", "sizes", "nodes", "values"))
+    _count(a, "nf", node["nf"], 1)
+    nc = node["nc"]
+    if type(nc) is not list or not nc:
+        a.fail("'nc' must be a non-empty list of class counts")
+    for c in nc:
+        _count(a, "nc", c, 1)
+    _counts(a, "md", node["md"], n, 0)
+    _counts(a, "sizes", node["sizes"], n, 1)
+    for member in ("nodes", "values"):
+        x = node[member]
+        if type(x) is not dict or x.get("$") != "nd" or "id" in x:
+            a.fail(f"'{member}' must be an 'nd' node without an id")
+    a.need(TREE, "node")
+    a.visit(node["nodes"])
+    a.visit(node["values"])
+
+
+def build_trees(b: Any, node: dict[str, Any]) -> list[Any]:
+    """The list of Trees of an ``sk.trees`` node, every one checked before any is made."""
+    nf, nc, n_outputs = node["nf"], node["nc"], len(node["nc"])
+    try:
+        tree_class = _sklearn_tree()
+        if isinstance(tree_class, str):
+            raise ValueError(tree_class)
+        if n_outputs * max(nc) > _MAX_STRIDE:
+            raise ValueError(
+                f"n_outputs * max(n_classes) = {n_outputs * max(nc)} exceeds {_MAX_STRIDE}"
+            )
+        total = sum(node["sizes"])
+        raw = b.build(node["nodes"])
+        if raw.dtype != np.uint8 or raw.shape != (total, LAYOUT.itemsize):
+            raise ValueError(
+                f"nodes must be uint8 records of {LAYOUT.itemsize} bytes, as many as the "
+                f"{total} nodes of the trees' sizes, not {raw.dtype} of shape {raw.shape}"
+            )
+        raw = np.ascontiguousarray(raw)
+        values = _check_values(b.build(node["values"]), total, n_outputs, max(nc))
+        sizes = np.array(node["sizes"], dtype=np.intp)
+        md = np.array(node["md"], dtype=np.intp)
+        _check_run(raw, values, sizes, nf, md, n_outputs, max(nc))
+    except (ValueError, TypeError) as exc:
+        from ...errors import FormatError
+
+        raise FormatError(f"{b.source}: invalid {TREE}: {exc}") from None
+    nodes = raw.view(LAYOUT).reshape(total)
+    classes = np.array(nc, dtype=np.intp)
+    trees = []
+    at = 0
+    for size, depth in zip(node["sizes"], node["md"], strict=True):
+        tree = tree_class(nf, classes, n_outputs)
+        end = at + size
+        tree.__setstate__(
+            {
+                "max_depth": depth,
+                "node_count": size,
+                "nodes": nodes[at:end],
+                "values": values[at:end],
+            }
+        )
+        trees.append(tree)
+        at = end
+    return trees
+
+
+def _check_run(
+    raw: np.ndarray[Any, Any],
+    values: np.ndarray[Any, Any],
+    sizes: np.ndarray[Any, Any],
+    n_features: int,
+    max_depth: np.ndarray[Any, Any],
+    n_outputs: int,
+    max_n_classes: int,
+) -> None:
+    """Every tree of a run passes ``check_nodes``: checked together, a batch of whole
+    trees of up to ``_BATCH`` records at a time (slices of the run's array: no copy); a
+    failed batch is then checked tree by tree, naming the first broken invariant."""
+    ends = np.cumsum(sizes)
+    n = len(sizes)
+    i = 0
+    while i < n:
+        start = int(ends[i] - sizes[i])
+        j = max(i + 1, int(np.searchsorted(ends, start + _BATCH, side="right")))
+        end = int(ends[j - 1])
+        if not check_forest(
+            raw[start:end], sizes[i:j], np.full(j - i, n_features, dtype=np.intp), max_depth[i:j]
+        ):
+            nodes = raw.view(LAYOUT).reshape(len(raw))
+            for t in range(i, j):
+                a, z = int(ends[t] - sizes[t]), int(ends[t])
+                try:
+                    check_nodes(nodes[a:z], values[a:z], n_features, n_outputs, max_n_classes,
+                                int(max_depth[t]))  # fmt: skip
+                except ValueError as exc:
+                    raise ValueError(f"tree {t} of {n}: {exc}") from None
+            raise ValueError(f"trees {i} to {j - 1} of {n} fail together but pass one by one")
+        i = j
 
 
 @functools.cache
