@@ -107,7 +107,7 @@ class Audit:
         as a column of an ``objs`` run): the run's ``n``. Fails anywhere else."""
         n = self._column
         if n is None:
-            self.fail("this kind of node may only stand as a column of an 'objs' run")
+            raise _Fail("this kind of node may only stand as a column of an 'objs' run")
         self._column = None  # the node's own members are not columns
         return n
 

@@ -118,7 +118,8 @@ def _merge_columns(run: dict[str, Any], kinds: dict[str, Any], encoder: Any) -> 
     each = run["each"]
     for k, column in each.items():
         first = column[0]
-        merge = kinds.get(first.get("$")) if type(first) is dict else None
+        tag = first.get("$") if type(first) is dict else None
+        merge = kinds.get(tag) if type(tag) is str else None
         if merge is not None:
             merged = merge(encoder, column)
             if merged is not None:
