@@ -285,6 +285,79 @@ def test_verify_false_loads_the_corrupted_value(tmp_path: Path) -> None:
     assert np.array_equal(got["w"], expected, equal_nan=True)
 
 
+def _big_forest_file(tmp_path: Path) -> tuple[Path, Any]:
+    """A forest whose trees are one column of some 300 KiB: digests are computed while
+    it is built (``BACKGROUND_MIN``)."""
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    from modelsafe._container.digest import BACKGROUND_MIN
+
+    x, y = make_classification(8000, 10, random_state=0)
+    model = RandomForestClassifier(12, random_state=0).fit(x, y)
+    path = modelsafe.save(model, tmp_path / "forest.msafe")
+    info = modelsafe.inspect(path)
+    assert sum(b["size"] for b in info.buffers) >= BACKGROUND_MIN
+    return path, model
+
+
+def test_corruption_is_detected_while_the_object_is_built(tmp_path: Path) -> None:
+    """Digests of a large file are computed on the hashing threads while the object is
+    built: a damaged buffer is still an IntegrityError naming it, nothing is returned."""
+    arrays = {"w": np.ones(100_000), "b": np.zeros(100_000)}
+    path = modelsafe.save(arrays, tmp_path / "m.msafe")
+    _flip_byte_of(path, "root['w']", 99_000)
+    for mmap in (None, "r", False):
+        with pytest.raises(modelsafe.IntegrityError, match=r"root\['w'\]"):
+            modelsafe.load(path, mmap=mmap)
+    with pytest.raises(modelsafe.IntegrityError, match=r"root\['w'\]"):
+        modelsafe.loads(path.read_bytes())
+
+
+def test_a_build_failed_by_damaged_bytes_is_reported_as_the_damage(tmp_path: Path) -> None:
+    """A flipped bit in a tree's records makes its checks fail while the digests are
+    still being computed: the load reports the damaged buffer (IntegrityError), the real
+    cause, not the broken tree it led to."""
+    path, _model = _big_forest_file(tmp_path)
+    info = modelsafe.inspect(path)
+    (records,) = [b for b in info.buffers if any(".tree_.<nodes>" in o for o in _owners(b))]
+    raw = bytearray(path.read_bytes())
+    raw[_data_offset(path) + records["offset"] + 64 * 3 + 5] ^= 0x40  # a left_child, far out
+    path.write_bytes(bytes(raw))
+    with pytest.raises(modelsafe.FormatError, match="children_left"):
+        modelsafe.load(path, verify=False)  # what the damage does without digests
+    with pytest.raises(modelsafe.IntegrityError, match=r"tree_\.<nodes>"):
+        modelsafe.load(path)
+
+
+def test_loads_in_many_threads_at_once_verify_each_file(tmp_path: Path) -> None:
+    """Concurrent loads share the hashing threads: each gets its own digests, a damaged
+    file fails every time and the intact one never does."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path, model = _big_forest_file(tmp_path)
+    bad = tmp_path / "bad.msafe"
+    raw = bytearray(path.read_bytes())
+    raw[-100] ^= 0x01  # inside the last buffer (or its padding)
+    bad.write_bytes(bytes(raw))
+    x = np.random.default_rng(0).normal(size=(50, 10))
+    want = model.predict_proba(x)
+
+    def one(i: int) -> str:
+        if i % 3 == 0:
+            try:
+                modelsafe.load(bad)
+            except modelsafe.IntegrityError:
+                return "refused"
+            return "loaded a damaged file"
+        got = modelsafe.load(path, mmap=("r", None, False)[i % 3])
+        return "ok" if np.array_equal(got.predict_proba(x), want) else "wrong output"
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(one, range(24)))
+    assert results == ["refused" if i % 3 == 0 else "ok" for i in range(24)]
+
+
 def test_corrupted_compressed_buffer_is_detected(tmp_path: Path) -> None:
     path = modelsafe.save({"w": np.zeros(100_000)}, tmp_path / "m.msafe", compress="zstd")
     raw = bytearray(path.read_bytes())

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -175,3 +176,52 @@ def test_digests_do_not_depend_on_how_many_threads_hash(threads: int | None) -> 
     items = [(memoryview(rng.bytes(n)), (-n) % 64) for n in sizes]
     want = [blake3.blake3(bytes(d) + bytes(p)).hexdigest() for d, p in items]
     assert digest_many(items, threads) == want
+
+
+def _mixed_items() -> tuple[list[tuple[memoryview, int]], list[str]]:
+    import blake3
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    sizes = [0, 100, 1 << 16, 300_000, 3 << 20, (1 << 23) + 1, 7, 1 << 19]
+    items = [(memoryview(rng.bytes(n)), (-n) % 64) for n in sizes]
+    want = [blake3.blake3(bytes(d) + bytes(p)).hexdigest() for d, p in items]
+    return items, want
+
+
+def test_digests_computed_in_the_background_are_the_same() -> None:
+    """``digest_many_later`` (the loader's, while it builds) agrees with the plain digests,
+    for every kind of job: small groups, mid-size buffers, a buffer hashed by BLAKE3's
+    threads."""
+    from modelsafe._container.digest import digest_many_later
+
+    items, want = _mixed_items()
+    assert digest_many_later(items).result() == want
+    assert digest_many_later([]).result() == []
+
+
+def test_background_digests_finish_when_the_pool_is_busy() -> None:
+    """The caller takes the jobs no pool thread has started: a pool busy with another
+    load's work (here, blocked) does not make this one wait for it."""
+    import threading
+
+    from modelsafe._container import digest as d
+
+    items, want = _mixed_items()
+    release = threading.Event()
+    pool = d._threads()
+    blockers = [pool.submit(release.wait, 30) for _ in range(d.cores())]
+    try:
+        assert d.digest_many_later(items).result() == want
+    finally:
+        release.set()
+        for b in blockers:
+            b.result()
+
+
+def test_a_failure_while_hashing_in_the_background_reaches_the_caller() -> None:
+    from modelsafe._container.digest import digest_many_later
+
+    items: list[Any] = [(memoryview(b"x" * 600_000), 0), (12345, 0)]  # not bytes
+    with pytest.raises(TypeError):
+        digest_many_later(items).result()

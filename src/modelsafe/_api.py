@@ -156,13 +156,22 @@ def _construct_deep(
     a = _audit(c, policy)
     root = c.header["root"]
 
-    def locate(i: int) -> str | None:
+    def locate(i: int) -> str | None:  # called only to word an error: parses anew
         from ._info import buffer_owner
 
-        return buffer_owner(root, i, a.table)
+        return buffer_owner(c.file_root(), i, a.table)
 
-    views = c.open_data(mmap_mode=mode, verify=verify, locate=locate)
-    return build(root, views, a, copy=copy_readonly, source=c.source)
+    # The digests are computed while the object is built (the checks before construction
+    # keep crafted bytes away from compiled code, digests or not); nothing built is
+    # returned unless they match, and a corrupted buffer explains a failed build.
+    views = c.open_data(mmap_mode=mode, verify=verify, locate=locate, later=True)
+    try:
+        obj = build(root, views, a, copy=copy_readonly, source=c.source)
+    except Exception:
+        c.finish_verify(locate)
+        raise
+    c.finish_verify(locate)
+    return obj
 
 
 def load(
@@ -187,7 +196,9 @@ def load(
             memory). ``"r"``: read-only views, shared between processes.
             ``"c"``: like the default but refuses compressed files.
             ``False``: read the data into memory (the file is not kept open).
-        verify: check every buffer against its BLAKE3 digest (default).
+        verify: check every buffer against its BLAKE3 digest (default). The digests
+            of a large file are computed on other cores while the object is built;
+            nothing is returned unless every one matches.
 
     Raises:
         FormatError: the file is malformed, truncated or beyond a limit.

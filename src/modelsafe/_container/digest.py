@@ -11,6 +11,9 @@ A buffer of 8 MiB or more is hashed by BLAKE3's own threads. Neither survives
 ``fork``: in a forked child the pool is made anew, and BLAKE3 is given an
 explicit thread count, which makes it start its own threads instead of waiting
 on the parent's shared ones (that wait never ends).
+
+A loader hashes a data section of 256 KiB or more in the background while it builds
+the object (``digest_many_later``), and the caller helps with what is left once done.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -140,3 +144,91 @@ def digest_many(
         for i, d in zip(g, found, strict=True):
             out[i] = d
     return out
+
+
+# Verifying while the caller goes on pays only from this many bytes: below it, hashing
+# in the calling thread (tens of microseconds) costs less than handing the work over.
+BACKGROUND_MIN = 1 << 18
+
+
+class Pending:
+    """Digests being computed on the hashing threads while the caller goes on.
+
+    The work is a queue of jobs (a large buffer, or a group of smaller ones) that the
+    pool's threads take one at a time; :meth:`result` makes the caller take the jobs
+    still queued, then wait for those being hashed, so a caller done early hashes
+    beside the pool, and one whose pool is busy elsewhere does it all itself.
+    """
+
+    def __init__(
+        self, items: Sequence[tuple[memoryview | bytes, int]], jobs: list[list[int]]
+    ) -> None:
+        self._items = items
+        self._out: list[str] = [""] * len(items)
+        self._jobs = deque(jobs)
+        self._lock = threading.Lock()
+        self._taken: list[threading.Event] = []
+        self._error: BaseException | None = None
+
+    def _take(self) -> tuple[list[int] | None, threading.Event | None]:
+        with self._lock:
+            if not self._jobs:
+                return None, None
+            done = threading.Event()
+            self._taken.append(done)
+            return self._jobs.popleft(), done
+
+    def work(self) -> None:
+        """Hash jobs until none is left in the queue."""
+        while True:
+            job, done = self._take()
+            if job is None or done is None:
+                return
+            try:
+                data, pad = self._items[job[0]]
+                if len(data) >= _LARGE:
+                    self._out[job[0]] = digest(data, pad)
+                else:
+                    for i, d in zip(job, _hash_all([self._items[i] for i in job]), strict=True):
+                        self._out[i] = d
+            except BaseException as exc:  # re-raised in the caller by result()
+                self._error = exc
+            finally:
+                done.set()
+
+    def result(self) -> list[str]:
+        self.work()
+        for done in self._taken:  # nothing is taken once the queue is empty
+            done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._out
+
+
+def digest_many_later(items: Sequence[tuple[memoryview | bytes, int]]) -> Pending:
+    """Start the digests of ``digest_many`` on the hashing threads and return at once, so
+    the caller's thread does other work meanwhile (:meth:`Pending.result` to get them).
+
+    Each buffer of 8 MiB or more is a job of its own (hashed by BLAKE3's threads), the
+    others are grouped into jobs of about 512 KiB, largest first.
+    """
+    jobs: list[list[int]] = []
+    group: list[int] = []
+    group_bytes = 0
+    for i, n in sorted(((i, len(d)) for i, (d, _) in enumerate(items)), key=lambda p: -p[1]):
+        if n >= _LARGE:
+            jobs.append([i])
+            continue
+        group.append(i)
+        group_bytes += n
+        if group_bytes >= _GROUP:
+            jobs.append(group)
+            group, group_bytes = [], 0
+    if group:
+        jobs.append(group)
+    pending = Pending(items, jobs)
+    if cores() > 1:
+        pool = _threads()
+        for _ in range(min(cores() - 1, len(jobs))):
+            pool.submit(pending.work)
+    return pending

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 from ..errors import FormatError, FormatVersionError, IntegrityError, MmapUnavailableError
 from .compress import decompress
-from .digest import digest, digest_many
+from .digest import BACKGROUND_MIN, Pending, digest, digest_many, digest_many_later
 from .layout import (
     CODECS,
     DEFAULT_LIMITS,
@@ -67,6 +67,13 @@ class Container:
     path: str | None = None
     data: bytes | memoryview | None = None  # whole file, when given as bytes
     identity: tuple[int, ...] = ()  # device, inode, size, mtime of the file read
+    pending: Pending | None = None  # digests being computed (open_data(later=True))
+    header_text: bytes = b""  # the header as read, for the object tree as the file has it
+
+    def file_root(self) -> Any:
+        """The object tree as in the file (``header["root"]`` is filled with the objects
+        built from it while they are built)."""
+        return parse_header(self.header_text, self.source)["root"]
 
     @property
     def data_offset(self) -> int:
@@ -81,7 +88,12 @@ class Container:
         return [b.index for b in self.buffers if b.codec is not None]
 
     def open_data(
-        self, *, mmap_mode: str | bool | None, verify: bool, locate: Any = None
+        self,
+        *,
+        mmap_mode: str | bool | None,
+        verify: bool,
+        locate: Any = None,
+        later: bool = False,
     ) -> list[memoryview | bytearray]:
         """Map or read the data section; verify digests; decompress.
 
@@ -89,6 +101,12 @@ class Container:
         (read into memory). Returns one view per buffer (writable unless the
         map is read-only or the data is the caller's bytes). ``locate(i)``
         names the object holding buffer ``i`` for error messages.
+
+        ``later``: the digests of an uncompressed data section of some size are
+        computed on the hashing threads while the caller goes on, and
+        :meth:`finish_verify` waits for them and raises what verifying would
+        have; the caller must call it before using what it built. (Compressed
+        bytes are verified before they are decompressed, as without ``later``.)
         """
         if mmap_mode == "r" and self.compressed:
             idx = self.compressed
@@ -122,6 +140,9 @@ class Container:
                     raise FormatError(f"{self.source}: the file is shorter than its header says")
             whole = memoryview(buf)
         stored = [whole[b.offset : b.offset + b.size] for b in self.buffers]
+        if verify and later and not self.compressed and size >= BACKGROUND_MIN:
+            self.pending = digest_many_later(self._digested(whole))
+            return list(stored)
         if verify:
             self._verify(whole, locate)
             if mm is not None:  # hashing paged in the compressed bytes: let them go
@@ -173,10 +194,21 @@ class Container:
                 where += f" ({name})"
         return where
 
-    def _verify(self, whole: memoryview, locate: Any) -> None:
+    def finish_verify(self, locate: Any = None) -> None:
+        """Wait for the digests ``open_data(later=True)`` started; raise
+        :class:`IntegrityError` naming the first buffer that does not match."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            self._compare(pending.result(), locate)
+
+    def _digested(self, whole: memoryview) -> list[tuple[memoryview, int]]:
         # The digest covers the padding actually in the file, so no byte escapes it.
-        items = [(whole[b.offset : align(b.offset + b.size)], 0) for b in self.buffers]
-        found = digest_many(items)
+        return [(whole[b.offset : align(b.offset + b.size)], 0) for b in self.buffers]
+
+    def _verify(self, whole: memoryview, locate: Any) -> None:
+        self._compare(digest_many(self._digested(whole)), locate)
+
+    def _compare(self, found: list[str], locate: Any) -> None:
         for b, got in zip(self.buffers, found, strict=True):
             if got != b.digest:
                 where = self._where(b.index, locate)
@@ -381,7 +413,15 @@ def open_container(
         body = _read_exact(fh, hlen, source)
     header, entries = _finish(pre, body, file_size, source, limits, version, hlen, verify)
     return Container(
-        header, version, hlen, file_size, entries, source, path=str(p), identity=_identity(st)
+        header,
+        version,
+        hlen,
+        file_size,
+        entries,
+        source,
+        path=str(p),
+        identity=_identity(st),
+        header_text=body,
     )
 
 
@@ -406,4 +446,4 @@ def parse_container(
     version, hlen = _check_preamble(pre, size, limits, source)
     body = bytes(mv[PREAMBLE_SIZE : PREAMBLE_SIZE + hlen])
     header, entries = _finish(pre, body, size, source, limits, version, hlen, verify)
-    return Container(header, version, hlen, size, entries, source, data=mv)
+    return Container(header, version, hlen, size, entries, source, data=mv, header_text=body)
