@@ -234,7 +234,7 @@ def used_types(root: Any) -> list[str]:
             names.add(f"pathlib.{node['kind']}")
         elif tag in ("sk.tree", "sk.trees"):
             names.add("sklearn.tree._tree.Tree")
-        elif tag == "sk.hgbp":
+        elif tag in ("sk.hgbp", "sk.hgbps"):
             names.add("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor")
         elif tag in _RNG_TAGS:
             names.add(f"numpy.random.{node['bitgen']}")

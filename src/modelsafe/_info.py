@@ -181,7 +181,7 @@ def _walk(
                 for i, v in enumerate(column):
                     yield from _walk(v, f"{path}[{i}].{k}", depth + 1, max_depth, table)
             elif isinstance(column, dict):  # a column node: all instances' values in one
-                yield from _column_node(column, f"{path}[*].{k}", depth + 1, max_depth, table)
+                yield from _walk(column, f"{path}[*].{k}", depth + 1, max_depth, table)
         return
     if tag == "scalars":
         yield Row(path, depth, "list", f"{node.get('n')} scalars (packed)", 0, bufs)
@@ -214,30 +214,22 @@ def _walk(
     if tag == "ref":
         yield Row(path, depth, "ref", f"same object as id {node.get('id')}")
         return
+    # Scalars and lists of scalars (a forest's tree sizes) in the row, lists by length
+    # when long; members holding nodes get rows of their own.
     detail = {
-        k: v for k, v in node.items() if k not in ("$", "b64") and type(v) not in (dict, list)
+        k: f"<{len(v)} items>" if type(v) is list and len(v) > 4 else v
+        for k, v in node.items()
+        if k not in ("$", "b64") and (type(v) is not dict and not _holds_nodes(v))
     }
     yield Row(path, depth, str(tag), _short(detail), 0, bufs)
     if depth < max_depth:
         for k, v in node.items():
-            if type(v) in (dict, list) and k != "$":
+            if k != "$" and (type(v) is dict or _holds_nodes(v)):
                 yield from _walk(v, f"{path}.<{k}>", depth + 1, max_depth, table)
 
 
-def _column_node(
-    node: dict[str, Any], path: str, depth: int, max_depth: int, table: Table | None
-) -> Iterator[Row]:
-    """One row for a column node (its lists by length, not item by item), then its arrays."""
-    detail = {
-        k: f"<{len(v)} items>" if type(v) is list and len(v) > 4 else v
-        for k, v in node.items()
-        if k != "$" and type(v) is not dict
-    }
-    yield Row(path, depth, str(node.get("$")), _short(detail))
-    if depth < max_depth:
-        for k, v in node.items():
-            if type(v) is dict:
-                yield from _walk(v, f"{path}.<{k}>", depth + 1, max_depth, table)
+def _holds_nodes(v: Any) -> bool:
+    return type(v) is list and any(type(x) in (dict, list) for x in v)
 
 
 def _buffer_owners(root: Any, table: Table | None = None) -> dict[int, list[str]]:

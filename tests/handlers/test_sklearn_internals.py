@@ -216,10 +216,13 @@ COMPACT = {
     "gradient_boosting_run_compact": "gradient_boosting_run",
 }
 # Runs of estimators saved with their trees as one ``sk.trees`` column (the default
-# writer's form for 8 or more); the ``_compact`` entries above keep one node a tree.
+# writer's form for 8 or more), and histogram boosting models with their predictors as one
+# ``sk.hgbps`` node (the default); the ``_compact`` entries above keep one node a tree.
 TREE_RUNS = {
     "random_forest_trees": "random_forest_run",
     "gradient_boosting_trees": "gradient_boosting_run",
+    "hgb_predictors": "hist_gradient_boosting",
+    "hgb_categorical_predictors": "hist_gradient_boosting_categorical",
 }
 MODELS.update({name: MODELS[base] for name, base in {**COMPACT, **TREE_RUNS}.items()})
 _METHODS = (
@@ -418,9 +421,11 @@ def full_form(*, compact_trees: bool = False, tree_runs: bool = False) -> Iterat
     layout readers accept), so that a test can give any array another size; and decision
     trees in the generic ``call`` form (what older writers, and the reduce path, give)
     unless ``compact_trees``, which keeps their ``sk.tree`` nodes, one a tree unless
-    ``tree_runs`` (the trees of a run of estimators as one ``sk.trees`` node)."""
+    ``tree_runs`` (the trees of a run of estimators as one ``sk.trees`` node, and a
+    model's histogram boosting predictors as one ``sk.hgbps`` node)."""
     import modelsafe._handlers.numpy as handler
     import modelsafe._handlers.sklearn as sk_handler
+    import modelsafe._handlers.sklearn._hgb as hgb_handler
     import modelsafe._handlers.sklearn._tree as tree_handler
 
     with pytest.MonkeyPatch.context() as mp:
@@ -429,6 +434,7 @@ def full_form(*, compact_trees: bool = False, tree_runs: bool = False) -> Iterat
             mp.setattr(sk_handler, "encoder_for", lambda t: None)
         elif not tree_runs:
             mp.setattr(tree_handler, "merge_trees", lambda e, column: None)
+            mp.setattr(hgb_handler, "merge_predictors", lambda e, root: root)
         yield
 
 
@@ -1567,6 +1573,111 @@ def _compact_predictor_cases() -> dict[str, Case]:
     }
 
 
+def _predictor_rows_cases() -> dict[str, Case]:
+    """The ``sk.hgbps`` node: a model's predictors, all records in one array and all
+    bitsets in two, checked together, then one by one (naming ``_predictors[i][j]``)."""
+    from modelsafe._handlers.sklearn._hgb import LAYOUT
+
+    pred = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
+    model = "sklearn.ensemble._hist_gradient_boosting.gradient_boosting."
+    model += "HistGradientBoostingClassifier"
+
+    def rows(s: Surgery) -> Path_:
+        return next(p for p, _n in _tagged(s.header["root"], "sk.hgbps"))
+
+    def in_predictor(t: int, field: str, index: int, value: Any) -> Callable[[Surgery], None]:
+        def fn(s: Surgery) -> None:
+            at = sum(s.node(rows(s))["sizes"][:t]) + index
+            s.edit((*rows(s), "nodes"), lambda raw: raw.view(LAYOUT)[field].__setitem__(at, value))
+
+        return fn
+
+    def next_predictor(s: Surgery) -> None:
+        size = s.node(rows(s))["sizes"][4]
+        in_predictor(4, "right", 0, size + 1)(s)
+
+    def bitset_out_of_range(s: Surgery) -> None:
+        node = s.node(rows(s))
+        nodes = s.array((*rows(s), "nodes")).view(LAYOUT)[:, 0]
+        hit = int(np.flatnonzero((nodes["is_leaf"] == 0) & (nodes["is_categorical"] == 1))[0])
+        t = int(np.searchsorted(np.cumsum(node["sizes"]), hit, side="right"))
+        in_predictor(t, "bitset_idx", hit - sum(node["sizes"][:t]), 4_000_000_000)(s)
+
+    def sizes(edit: Callable[[list[int]], None]) -> Callable[[Surgery], None]:
+        return lambda s: edit(s.node(rows(s))["sizes"])
+
+    def move_bits(s: Surgery) -> None:
+        """The first predictor with categorical splits loses its bitsets to the last."""
+        bits = s.node(rows(s))["bits"]
+        t = next(i for i, n in enumerate(bits) if n)
+        assert t != len(bits) - 1
+        bits[-1] += bits[t]
+        bits[t] = 0
+
+    return {
+        "predictor rows: child out of range": (
+            "hgb_predictors",
+            in_predictor(7, "left", 0, 4_000_000_000),
+            pred,
+            "_predictors[2][1]: left[0] = 4000000000 is outside [1, ",
+        ),
+        "predictor rows: child in the next predictor": (
+            "hgb_predictors",
+            next_predictor,
+            pred,
+            "_predictors[1][1]: right[0] = ",
+        ),
+        "predictor rows: cycle": (
+            "hgb_predictors",
+            in_predictor(2, "left", 0, 0),
+            pred,
+            "_predictors[0][2]: ",
+        ),
+        "predictor rows: leaf flag": (
+            "hgb_predictors",
+            in_predictor(12, "is_leaf", 0, 9),
+            pred,
+            "_predictors[4][0]: is_leaf[0] = 9 is not 0 or 1",
+        ),
+        "predictor rows: feature beyond the input": (
+            "hgb_predictors",
+            in_predictor(5, "feature_idx", 0, 7),
+            model,
+            "_predictors[1][2] node 0: feature_idx = 7 is outside [0, 4)",
+        ),
+        "predictor rows: sizes beyond the records": (
+            "hgb_predictors",
+            sizes(lambda n: n.__setitem__(0, n[0] + 1)),
+            pred,
+            "as many as the",
+        ),
+        "predictor rows: a boundary between predictors moved": (
+            "hgb_predictors",
+            sizes(lambda n: (n.__setitem__(0, n[0] - 1), n.__setitem__(1, n[1] + 1))),
+            pred,
+            "_predictors[0][0]: ",
+        ),
+        "predictor rows: bitset out of range": (
+            "hgb_categorical_predictors",
+            bitset_out_of_range,
+            pred,
+            "bitset_idx[",
+        ),
+        "predictor rows: bitset counts that do not add up": (
+            "hgb_categorical_predictors",
+            lambda s: s.node(rows(s))["bits"].__setitem__(0, s.node(rows(s))["bits"][0] + 1),
+            pred,
+            "bitset counts add up to",
+        ),
+        "predictor rows: bitsets moved to another predictor": (
+            "hgb_categorical_predictors",
+            move_bits,
+            pred,
+            "bitset_idx[",
+        ),
+    }
+
+
 def _tagged(tree: Any, tag: str) -> Iterator[tuple[Path_, Any]]:
     """(path, node) of every node with this tag, depth first in document order."""
     stack: list[tuple[Path_, Any]] = [((), tree)]
@@ -1588,6 +1699,7 @@ CASES: dict[str, Case] = {
     **_compact_predictor_cases(),
     **_run_cases(),
     **_tree_run_cases(),
+    **_predictor_rows_cases(),
     **_neighbors_cases(),
     **_kmeans_cases(),
     **_loss_cases(),
@@ -2030,6 +2142,89 @@ def test_the_trees_of_a_run_are_checked_in_bounded_batches(monkeypatch: pytest.M
         modelsafe.loads(s.blob())
 
 
+def _sk_hgbps(s: Surgery) -> dict[str, Any]:
+    return next(node for _p, node in _tagged(s.header["root"], "sk.hgbps"))
+
+
+# Broken ``sk.hgbps`` nodes the audit refuses, before anything is imported or built.
+SK_HGBPS_AUDIT: dict[str, tuple[str, Callable[[dict[str, Any]], Any], str]] = {
+    "no predictors an iteration": ("hgb_predictors", lambda n: n.update(k=0), "'k' must be"),
+    "rows of another length": (
+        "hgb_predictors",
+        lambda n: n.update(k=2),
+        "'sizes' must be a non-empty list of node counts in [1, 2**32], rows of 2",
+    ),
+    "no predictors": ("hgb_predictors", lambda n: n.update(sizes=[]), "'sizes' must be"),
+    "a predictor of no nodes": (
+        "hgb_predictors",
+        lambda n: n["sizes"].__setitem__(3, 0),
+        "'sizes' must be",
+    ),
+    "bitsets without their counts": (
+        "hgb_categorical_predictors",
+        lambda n: n.pop("bits"),
+        "'bits', 'binned' and 'raw' come together",
+    ),
+    "bitset counts of another length": (
+        "hgb_categorical_predictors",
+        lambda n: n["bits"].pop(),
+        "'bits' must be a list of 5 bitset counts",
+    ),
+    "records with an id": (
+        "hgb_predictors",
+        lambda n: n["nodes"].update(id=77),
+        "'nodes' must be an 'nd' node without an id",
+    ),
+    "an id": ("hgb_predictors", lambda n: n.update(id=77), "unexpected member(s) ['id']"),
+}
+
+
+@pytest.mark.parametrize("case", SK_HGBPS_AUDIT)
+def test_broken_sk_hgbps_nodes_fail_the_audit(case: str) -> None:
+    model, edit, text = SK_HGBPS_AUDIT[case]
+    s = _surgery(model)
+    edit(_sk_hgbps(s))
+    with pytest.raises(modelsafe.FormatError, match=re.escape(text)):
+        modelsafe.loads(s.blob())
+
+
+@pytest.mark.parametrize("base", ["hist_gradient_boosting", "hist_gradient_boosting_categorical"])
+def test_a_models_predictors_are_saved_as_one_node_and_load_the_same(base: str) -> None:
+    """``_predictors`` becomes one ``sk.hgbps`` node (its bitsets included): fewer buffers,
+    a smaller file, the same predictions; the one-node-a-predictor form still loads."""
+    model, x = MODELS[base][0](), DATA[MODELS[base][1]]
+    with full_form(compact_trees=True, tree_runs=True):
+        blob = modelsafe.dumps(model)
+    with full_form(compact_trees=True):
+        rows = modelsafe.dumps(model)
+    header = split(blob).header
+    (node,) = [n for _p, n in _tagged(header["root"], "sk.hgbps")]
+    assert not list(_tagged(header["root"], "sk.hgbp"))
+    flat = [p for row in model._predictors for p in row]
+    assert node["k"] == len(model._predictors[0])
+    assert node["sizes"] == [len(p.nodes) for p in flat]
+    assert ("bits" in node) == any(len(p.raw_left_cat_bitsets) for p in flat)
+    assert len(header["buffers"]) < len(split(rows).header["buffers"])
+    assert len(blob) < len(rows)
+    for b in (blob, rows, modelsafe.dumps(model)):
+        loaded = modelsafe.loads(b)
+        assert outputs(loaded, x) == outputs(model, x)
+        assert [len(r) for r in loaded._predictors] == [len(r) for r in model._predictors]
+
+
+def test_a_predictor_list_referred_to_twice_keeps_its_rows() -> None:
+    """``_predictors`` shared with another attribute stays a list of ``sk.hgbp`` nodes,
+    so the second reference loads as the same list."""
+    model = MODELS["hist_gradient_boosting"][0]()
+    model.kept_ = model._predictors
+    blob = modelsafe.dumps(model)
+    assert not list(_tagged(split(blob).header["root"], "sk.hgbps"))
+    loaded = modelsafe.loads(blob, trusted=[])
+    assert loaded.kept_ is loaded._predictors
+    x = DATA["iris_nan"]
+    assert outputs(loaded, x) == outputs(model, x)
+
+
 def _forest_records() -> tuple[list[np.ndarray[Any, Any]], list[Any]]:
     """The ``LAYOUT`` records (uint8 rows) and the trees of real forests of varied shapes."""
     from sklearn import ensemble as en
@@ -2159,27 +2354,28 @@ def test_broken_sk_hgbp_nodes_fail_the_audit(case: str) -> None:
 
 @pytest.mark.parametrize("model", ["hist_gradient_boosting", "hist_gradient_boosting_categorical"])
 def test_predictors_are_saved_as_compact_nodes_and_load_the_same(model: str) -> None:
-    """The default writer gives every TreePredictor an ``sk.hgbp`` node (bitsets only where
-    a split is categorical), the loaded predictors have scikit-learn's own record dtype, and
-    the generic form of the same model still loads."""
+    """Outside a model's list, every TreePredictor gets an ``sk.hgbp`` node (bitsets only
+    where a split is categorical); in both that form and the default one (``sk.hgbps``)
+    the loaded predictors have scikit-learn's own record dtype and the same records and
+    bitsets, and the generic form of the same model still loads."""
     from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
 
     make, x = MODELS[model]
     fitted = make()
-    blob = modelsafe.dumps(fitted)
+    with full_form(compact_trees=True):
+        blob = modelsafe.dumps(fitted)
     nodes = [node for _p, node in _tagged(split(blob).header["root"], HGBP)]
     predictors = [p for row in fitted._predictors for p in row]
     assert len(nodes) == len(predictors)
     assert [("raw" in n) for n in nodes] == [len(p.raw_left_cat_bitsets) > 0 for p in predictors]
-    loaded = modelsafe.loads(blob)
-    assert all(p.nodes.dtype == PREDICTOR_RECORD_DTYPE for row in loaded._predictors for p in row)
-    for mine, theirs in zip(
-        (p for row in loaded._predictors for p in row), predictors, strict=True
-    ):
-        assert mine.nodes.tobytes() == theirs.nodes.tobytes()
-        assert np.array_equal(mine.raw_left_cat_bitsets, theirs.raw_left_cat_bitsets)
-        assert np.array_equal(mine.binned_left_cat_bitsets, theirs.binned_left_cat_bitsets)
-    assert outputs(loaded, DATA[x]) == outputs(fitted, DATA[x])
+    for loaded in (modelsafe.loads(blob), modelsafe.loads(modelsafe.dumps(fitted))):
+        mine = [p for row in loaded._predictors for p in row]
+        assert all(p.nodes.dtype == PREDICTOR_RECORD_DTYPE for p in mine)
+        for a, b in zip(mine, predictors, strict=True):
+            assert a.nodes.tobytes() == b.nodes.tobytes()
+            assert np.array_equal(a.raw_left_cat_bitsets, b.raw_left_cat_bitsets)
+            assert np.array_equal(a.binned_left_cat_bitsets, b.binned_left_cat_bitsets)
+        assert outputs(loaded, DATA[x]) == outputs(fitted, DATA[x])
     with full_form():
         generic = modelsafe.dumps(fitted)
     assert not list(_tagged(split(generic).header["root"], HGBP))

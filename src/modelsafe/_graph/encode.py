@@ -87,6 +87,8 @@ class Encoder:
         self.runs = 0  # lists that may be runs of instances (see note_run)
         # Values a handler encodes once the tree is complete (see later), by id(node).
         self._later: dict[int, tuple[dict[str, Any], list[Any]]] = {}
+        # Handler work on the finished tree (see after), by key.
+        self._after: dict[str, Callable[[Node], Node]] = {}
         # Node kind -> a handler's way to store a run's column of such nodes as one node.
         self.column_kinds: dict[str, Callable[[Encoder, list[Node]], Node | None]] = {}
         self._dispatch: dict[type, Callable[[Encoder, Any], Node]] = dict(_CORE)
@@ -103,6 +105,8 @@ class Encoder:
                 from .columns import to_columns
 
                 root = to_columns(root, self)
+            for fn in self._after.values():
+                root = fn(root)
             self._finish_later()
         except Unsupported as exc:
             raise exc.to_public() from None
@@ -138,6 +142,13 @@ class Encoder:
         if entry is None:
             entry = self._later[id(node)] = (node, [])
         entry[1].append((member, value, finish, self.depth))
+
+    def after(self, key: str, fn: Callable[[Node], Node]) -> None:
+        """Have ``root = fn(root)`` run once (per ``key``) when the whole tree is encoded
+        (shared containers wrapped, runs in columns), before the values held by ``later``
+        are: a handler may then rewrite nodes it made, knowing that a plain list or object
+        is referred to from nowhere else."""
+        self._after.setdefault(key, fn)
 
     def take_later(self, node: dict[str, Any]) -> dict[str, Any]:
         """The values ``later`` holds for ``node`` (before ``finish``), which then

@@ -55,6 +55,7 @@ TAGS: dict[str, Tag] = {
     _tree.TAG: Tag(_tree.audit_tree, _tree.build_tree),
     _tree.TREES: Tag(_tree.audit_trees, _tree.build_trees),
     _hgb.TAG: Tag(_hgb.audit_predictor, _hgb.build_predictor),
+    _hgb.TAGS: Tag(_hgb.audit_predictors, _hgb.build_predictors),
 }
 
 

@@ -235,13 +235,188 @@ def enc_predictor(e: Any, p: Any) -> Any:
         return _enc_reduce(e, p)  # another scikit-learn's form, or a predictor changed by hand
     raw = nodes.astype(LAYOUT).view(np.uint8).reshape(len(nodes), LAYOUT.itemsize)
     e.types.add(PREDICTOR)
-    node: dict[str, Any] = {"$": TAG, "nodes": e.enc(raw)}
+    # The arrays are encoded once the whole object is (Encoder.later): a model's list of
+    # predictors then becomes one ``sk.hgbps`` node instead (merge_predictors).
+    node: dict[str, Any] = {"$": TAG}
+    e.later(node, "nodes", raw)
     binned, raw_bits = state["binned_left_cat_bitsets"], state["raw_left_cat_bitsets"]
     if len(binned) or len(raw_bits):
-        node["binned"] = e.enc(np.ascontiguousarray(binned, dtype="<u4"))
-        node["raw"] = e.enc(np.ascontiguousarray(raw_bits, dtype="<u4"))
+        e.later(node, "binned", np.array(binned, dtype="<u4"))  # copies: fresh arrays
+        e.later(node, "raw", np.array(raw_bits, dtype="<u4"))
+    e.after(TAGS, lambda root: merge_predictors(e, root))
     e.remember(p, node)
     return node
+
+
+TAGS = "sk.hgbps"
+
+
+def merge_predictors(e: Any, root: Any) -> Any:
+    """Rewrite every list of lists of ``sk.hgbp`` nodes (a model's ``_predictors``) that
+    nothing else refers to, held by a plain object (an attribute in a state), as one
+    ``sk.hgbps`` node: all records in one array, and all bitsets in two. (An array held
+    by a tagged node may be its items, ``v``, not a list value.) Returns the root."""
+    stack: list[Any] = [root]
+    while stack:
+        x = stack.pop()
+        if type(x) is list:
+            stack.extend(v for v in x if type(v) in (list, dict))
+        elif type(x) is dict:
+            plain = "$" not in x
+            for k, v in x.items():
+                if type(v) is list:
+                    merged = _merged(e, v) if plain else None
+                    if merged is not None:
+                        x[k] = merged
+                    else:
+                        stack.append(v)
+                elif type(v) is dict:
+                    stack.append(v)
+    return root
+
+
+def _merged(e: Any, rows: list[Any]) -> dict[str, Any] | None:
+    """The ``sk.hgbps`` node for ``rows`` (plain lists, so unshared, of the same length, of
+    ``sk.hgbp`` nodes without id whose arrays are still held by the encoder), or None."""
+    if not rows or type(rows[0]) is not list or not rows[0]:
+        return None
+    k = len(rows[0])
+    flat = []
+    for row in rows:
+        if type(row) is not list or len(row) != k:
+            return None
+        for p in row:
+            if type(p) is not dict or p.get("$") != TAG or "id" in p or p["nodes"] is not None:
+                return None
+            flat.append(p)
+    parts = [e.take_later(p) for p in flat]
+    node: dict[str, Any] = {"$": TAGS, "k": k, "sizes": [len(part["nodes"]) for part in parts]}
+    e.later(node, "nodes", np.concatenate([part["nodes"] for part in parts]))
+    if any("binned" in part for part in parts):
+        none = np.zeros((0, _BITSET_WORDS), dtype="<u4")
+        node["bits"] = [len(part.get("binned", none)) for part in parts]
+        for member in ("binned", "raw"):
+            e.later(node, member, np.concatenate([part.get(member, none) for part in parts]))
+    return node
+
+
+def audit_predictors(a: Any, node: dict[str, Any]) -> None:
+    """A model's ``_predictors`` (``sk.hgbps``): ``len(sizes) / k`` rows of ``k``."""
+    a.keys(node, ("k", "sizes", "nodes"), ("bits", "binned", "raw"))
+    k, sizes = node["k"], node["sizes"]
+    if type(k) is not int or not 1 <= k <= 2**31:
+        a.fail("'k' must be an integer in [1, 2**31] (predictors an iteration)")
+    if (
+        type(sizes) is not list
+        or not sizes
+        or len(sizes) % k
+        or not all(type(n) is int for n in sizes)
+        or min(sizes) < 1
+        or max(sizes) > 2**32
+    ):
+        a.fail(f"'sizes' must be a non-empty list of node counts in [1, 2**32], rows of {k}")
+    present = ["bits" in node, "binned" in node, "raw" in node]
+    if any(present) and not all(present):
+        a.fail("'bits', 'binned' and 'raw' come together (the bitsets of categorical splits)")
+    if "bits" in node:
+        bits = node["bits"]
+        if (
+            type(bits) is not list
+            or len(bits) != len(sizes)
+            or not all(type(n) is int for n in bits)
+            or min(bits) < 0
+            or max(bits) > 2**32
+        ):
+            a.fail(f"'bits' must be a list of {len(sizes)} bitset counts in [0, 2**32]")
+    for member in ("nodes", "binned", "raw"):
+        if member in node:
+            x = node[member]
+            if type(x) is not dict or x.get("$") != "nd" or "id" in x:
+                a.fail(f"'{member}' must be an 'nd' node without an id")
+            a.visit(x)
+    a.need(PREDICTOR, "node")
+
+
+def build_predictors(b: Any, node: dict[str, Any]) -> list[list[Any]]:
+    """The rows of TreePredictors of an ``sk.hgbps`` node, all checked before any is made."""
+    k, sizes = node["k"], node["sizes"]
+    n = len(sizes)
+    try:
+        cls, native = _sklearn_predictor()
+        if isinstance(cls, str):
+            raise ValueError(cls)
+        total = sum(sizes)
+        raw = b.build(node["nodes"])
+        if raw.dtype != np.uint8 or raw.shape != (total, LAYOUT.itemsize):
+            raise ValueError(
+                f"nodes must be uint8 records of {LAYOUT.itemsize} bytes, as many as the "
+                f"{total} nodes of the predictors' sizes, not {raw.dtype} of shape {raw.shape}"
+            )
+        records = np.ascontiguousarray(raw).view(LAYOUT).reshape(total)
+        if "bits" in node:
+            bits = node["bits"]
+            binned = _native(_bitsets("binned", b.build(node["binned"])))
+            raw_bits = _native(_bitsets("raw", b.build(node["raw"])))
+            if not len(binned) == len(raw_bits) == sum(bits):
+                raise ValueError(
+                    f"binned has {len(binned)} rows and raw {len(raw_bits)}, but the "
+                    f"predictors' bitset counts add up to {sum(bits)}"
+                )
+        else:
+            bits = [0] * n
+            binned = raw_bits = np.zeros((0, _BITSET_WORDS), dtype=np.uint32)
+        _check_rows(records, np.array(sizes, dtype=np.intp), binned, raw_bits, bits, k)
+    except (ValueError, TypeError) as exc:
+        from ...errors import FormatError
+
+        raise FormatError(f"{b.source}: invalid {PREDICTOR}: {exc}") from None
+    if native is not None:  # the file's layout differs from this platform's
+        records = records.astype(native)
+    predictors = []
+    at = bit = 0
+    for size, count in zip(sizes, bits, strict=True):
+        predictors.append(
+            cls(records[at : at + size], binned[bit : bit + count], raw_bits[bit : bit + count])
+        )
+        at += size
+        bit += count
+    return [predictors[i : i + k] for i in range(0, n, k)]
+
+
+def _check_rows(
+    records: np.ndarray[Any, Any],
+    sizes: np.ndarray[Any, Any],
+    binned: np.ndarray[Any, Any],
+    raw_bits: np.ndarray[Any, Any],
+    bits: list[int],
+    k: int,
+) -> None:
+    """Every predictor passes ``predictor_state``: checked together a batch of whole
+    predictors at a time (slices: no copy), then one by one when a batch fails, which
+    names the predictor (``_predictors[i][j]``) and its first broken invariant."""
+    counts = np.array(bits, dtype=np.intp)
+    ends = np.cumsum(sizes)
+    bit_ends = np.cumsum(counts)
+    n = len(sizes)
+    i = 0
+    while i < n:
+        start = int(ends[i] - sizes[i])
+        j = max(i + 1, int(np.searchsorted(ends, start + _BATCH, side="right")))
+        if not check_predictors(records[start : int(ends[j - 1])], sizes[i:j], counts[i:j]):
+            for t in range(i, j):
+                a, z = int(ends[t] - sizes[t]), int(ends[t])
+                ba, bz = int(bit_ends[t] - counts[t]), int(bit_ends[t])
+                state = {
+                    "nodes": records[a:z],
+                    "binned_left_cat_bitsets": binned[ba:bz],
+                    "raw_left_cat_bitsets": raw_bits[ba:bz],
+                }
+                try:
+                    predictor_state(None, state)
+                except ValueError as exc:
+                    raise ValueError(f"_predictors[{t // k}][{t % k}]: {exc}") from None
+            raise ValueError(f"predictors {i} to {j - 1} fail together but pass one by one")
+        i = j
 
 
 def _plain_bitsets(x: Any) -> bool:
