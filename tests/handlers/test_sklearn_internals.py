@@ -1400,6 +1400,20 @@ def _tree_run_cases() -> dict[str, Case]:
     def narrower_values(s: Surgery) -> None:
         s.put((*trees(s), "values"), s.array((*trees(s), "values"))[:, :, :2].copy())
 
+    def stored_depth(t: int, index: int, change: Callable[[int], int]) -> Callable[[Surgery], None]:
+        """Rewrite the depth that node ``index`` of tree ``t`` holds in bytes 57-58."""
+
+        def fn(s: Surgery) -> None:
+            at = sum(s.node(trees(s))["sizes"][:t]) + index
+
+            def edit(raw: np.ndarray[Any, Any]) -> None:
+                depth = raw[at, 57:59].view("<u2")
+                depth[0] = change(int(depth[0]))
+
+            s.edit((*trees(s), "nodes"), edit)
+
+        return fn
+
     def run(s: Surgery) -> Path_:
         return next(p for p, _n in _tagged(s.header["root"], "objs"))
 
@@ -1454,6 +1468,18 @@ def _tree_run_cases() -> dict[str, Case]:
             "tree 9 of 12: max_depth = 0, but the deepest leaf is at depth",
         ),
         "tree run: values of the wrong shape": (rf, narrower_values, tree, "values has shape"),
+        "tree run: a node's stored depth one too deep": (
+            rf,
+            stored_depth(6, 3, lambda d: d + 1),
+            tree,
+            "tree 6 of 12: the depths its records hold (bytes 57-58) are not the depths",
+        ),
+        "tree run: a root's stored depth not 0": (
+            rf,
+            stored_depth(10, 0, lambda d: 5),
+            tree,
+            "tree 10 of 12: the depths its records hold (bytes 57-58) are not the depths",
+        ),
         "tree run: more outputs than its values": (
             rf,
             lambda s: s.set((*trees(s), "nc"), [3, 3]),
@@ -2102,6 +2128,31 @@ def test_the_trees_of_a_run_are_saved_as_one_column_and_load_the_same(base: str)
     assert outputs(modelsafe.loads(rows), x) == outputs(model, x)
     # The default writer (small arrays in the table) gives the same form.
     assert len(list(_tagged(split(modelsafe.dumps(model)).header["root"], "sk.trees"))) == 1
+
+
+def test_an_sk_trees_record_holds_its_nodes_depth() -> None:
+    """Bytes 57-58 of each record are the node's depth (walked here from each root, in
+    Python), bytes 59-63 zero; scikit-learn's own records are otherwise unchanged."""
+    model = MODELS["random_forest_run"][0]()
+    with full_form(compact_trees=True, tree_runs=True):
+        s = Surgery(modelsafe.dumps(model))
+    path = next(p for p, _n in _tagged(s.header["root"], "sk.trees"))
+    raw = s.array((*path, "nodes"))
+    at = 0
+    for est in model.estimators_:
+        tree = est.tree_
+        depth = [0] * tree.node_count
+        for i in range(tree.node_count):
+            for child in (tree.children_left[i], tree.children_right[i]):
+                if child != -1:
+                    depth[child] = depth[i] + 1
+        mine = raw[at : at + tree.node_count]
+        assert mine[:, 57:59].copy().view("<u2").ravel().tolist() == depth
+        assert not mine[:, 59:].any()
+        theirs = tree.__getstate__()["nodes"].view(np.uint8).reshape(-1, 64)
+        assert np.array_equal(mine[:, :57], theirs[:, :57])
+        at += tree.node_count
+    assert at == len(raw)
 
 
 def test_a_tree_shared_by_two_estimators_keeps_the_row_form() -> None:

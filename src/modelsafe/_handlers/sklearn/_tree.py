@@ -211,6 +211,7 @@ def merge_trees(e: Any, column: list[Any]) -> dict[str, Any] | None:
             or node["nf"] != nf
             or node["nc"] != nc
             or node["nodes"] is not None  # its arrays are already encoded
+            or node["md"] > _DEPTH_MAX  # its depths would not fit their two bytes
         ):
             return None
     parts = [e.take_later(node) for node in column]
@@ -221,6 +222,7 @@ def merge_trees(e: Any, column: list[Any]) -> dict[str, Any] | None:
         raw[at : at + size] = part["nodes"].view(np.uint8).reshape(size, LAYOUT.itemsize)
         at += size
     raw[:, _PADDING] = 0
+    _store_depths(raw, np.array(sizes, dtype=np.intp))
     values = np.concatenate([part["values"] for part in parts])
     node = {
         "$": TREES,
@@ -233,6 +235,53 @@ def merge_trees(e: Any, column: list[Any]) -> dict[str, Any] | None:
     e.later(node, "nodes", raw)
     e.later(node, "values", values)
     return node
+
+
+# In ``sk.trees`` records, bytes 57-58 (padding in scikit-learn's layout) hold the node's
+# depth: the reader verifies it with one comparison a link instead of computing it level
+# by level, the costliest of its checks (docs/handlers/sklearn.md §1).
+_DEPTH = slice(57, 59)
+_DEPTH_MAX = 0xFFFF
+
+
+def _store_depths(raw: np.ndarray[Any, Any], sizes: np.ndarray[Any, Any]) -> None:
+    """Write each node's depth into its record (the trees are scikit-learn's own: valid)."""
+    ends = np.cumsum(sizes)
+    i, n = 0, len(sizes)
+    while i < n:  # a batch of whole trees at a time: bounded scratch memory
+        start = int(ends[i] - sizes[i])
+        j = max(i + 1, int(np.searchsorted(ends, start + _BATCH, side="right")))
+        part = raw[start : int(ends[j - 1])]
+        records = part.view("<i8")
+        left, right = records[:, 0].astype(np.intp), records[:, 1].astype(np.intp)
+        leaf = left == -1
+        inner = np.flatnonzero(~leaf)
+        links = forest_links(inner, left[inner], right[inner], sizes[i:j], len(part))
+        if links is None:  # pragma: no cover - scikit-learn's trees are trees
+            raise ValueError("a tree to save does not form a tree")
+        starts, _tree, to_left, to_right = links
+        depth = _depths(len(part), starts, leaf, inner, to_left, to_right)
+        part[:, _DEPTH] = depth.astype("<u2").view(np.uint8).reshape(len(part), 2)
+        i = j
+
+
+def _stored_depths_hold(
+    raw: np.ndarray[Any, Any],
+    starts: np.ndarray[Any, Any],
+    inner: np.ndarray[Any, Any],
+    to_left: np.ndarray[Any, Any],
+    to_right: np.ndarray[Any, Any],
+) -> np.ndarray[Any, Any] | None:
+    """The depths stored in the records of checked trees, or None unless every root says
+    0 and every child one more than its parent (which, each node but a root having one
+    parent that comes before it, makes them the true depths)."""
+    depth = np.ascontiguousarray(raw[:, _DEPTH]).view("<u2").reshape(len(raw)).astype(np.intp)
+    if np.count_nonzero(depth[starts]):
+        return None
+    below = depth[inner] + 1
+    if np.count_nonzero(depth[to_left] != below) or np.count_nonzero(depth[to_right] != below):
+        return None
+    return depth
 
 
 def _count(a: Any, name: str, x: Any, lo: int) -> None:
@@ -355,9 +404,8 @@ def _check_run(
         start = int(ends[i] - sizes[i])
         j = max(i + 1, int(np.searchsorted(ends, start + _BATCH, side="right")))
         end = int(ends[j - 1])
-        if not check_forest(
-            raw[start:end], sizes[i:j], np.full(j - i, n_features, dtype=np.intp), max_depth[i:j]
-        ):
+        features = np.full(j - i, n_features, dtype=np.intp)
+        if not check_forest(raw[start:end], sizes[i:j], features, max_depth[i:j], stored=True):
             nodes = raw.view(LAYOUT).reshape(len(raw))
             for t in range(i, j):
                 a, z = int(ends[t] - sizes[t]), int(ends[t])
@@ -366,6 +414,12 @@ def _check_run(
                                 int(max_depth[t]))  # fmt: skip
                 except ValueError as exc:
                     raise ValueError(f"tree {t} of {n}: {exc}") from None
+                if not check_forest(raw[a:z], sizes[t : t + 1], features[:1],
+                                    max_depth[t : t + 1], stored=True):  # fmt: skip
+                    raise ValueError(
+                        f"tree {t} of {n}: the depths its records hold (bytes 57-58) are not "
+                        f"the depths of its nodes"
+                    )
             raise ValueError(f"trees {i} to {j - 1} of {n} fail together but pass one by one")
         i = j
 
@@ -480,8 +534,13 @@ def check_forest(
     sizes: np.ndarray[Any, Any],
     n_features: np.ndarray[Any, Any],
     max_depth: np.ndarray[Any, Any],
+    *,
+    stored: bool = False,
 ) -> bool:
     """Whether every tree passes :func:`check_nodes`' checks of its records, in one pass.
+
+    ``stored``: the records hold their nodes' depths (``sk.trees``), verified rather
+    than computed.
 
     ``raw`` holds the ``LAYOUT`` records (uint8 rows of 64 bytes) of trees of ``sizes``
     nodes, one tree after the other; ``n_features`` and ``max_depth`` are per tree. The
@@ -508,7 +567,13 @@ def check_forest(
         return False
     if np.count_nonzero(raw[:, 56] > 1):  # missing_go_to_left
         return False
-    depth = _depths(total, starts, leaf, inner, to_left, to_right)
+    if stored:
+        found = _stored_depths_hold(raw, starts, inner, to_left, to_right)
+        if found is None:
+            return False
+        depth = found
+    else:
+        depth = _depths(total, starts, leaf, inner, to_left, to_right)
     return bool(np.array_equal(np.maximum.reduceat(depth, starts), max_depth))
 
 
