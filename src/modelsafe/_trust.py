@@ -71,6 +71,7 @@ _NEVER_BUILTINS = frozenset(
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 
+@functools.lru_cache(maxsize=4096)  # a save asks once an object: hundreds of times a forest
 def never_trustable(name: str) -> bool:
     """True for names that would let a file run code or reach outside the process."""
     parts = name.split(".")
