@@ -1366,6 +1366,25 @@ def _run_cases() -> dict[str, Case]:
     }
 
 
+def _first_tagged(s: Surgery, tag: str) -> Path_:
+    return next(p for p, _n in _tagged(s.header["root"], tag))
+
+
+def _set_in_part(
+    tag: str, layout: np.dtype[Any], t: int, field: str, index: int, value: Any
+) -> Callable[[Surgery], None]:
+    """An edit setting ``field`` of record ``index`` of part ``t`` (a tree, a predictor)
+    of the first ``tag`` node, whose ``nodes`` hold the records of all its parts, one
+    after the other, ``sizes`` of them."""
+
+    def fn(s: Surgery) -> None:
+        path = _first_tagged(s, tag)
+        at = sum(s.node(path)["sizes"][:t]) + index
+        s.edit((*path, "nodes"), lambda raw: raw.view(layout)[field].__setitem__(at, value))
+
+    return fn
+
+
 def _tree_run_cases() -> dict[str, Case]:
     """The ``sk.trees`` column: every tree of a run of estimators in one array of records
     and one of values, checked together, then tree by tree when that fails (naming the
@@ -1376,14 +1395,10 @@ def _tree_run_cases() -> dict[str, Case]:
     rf = "random_forest_trees"
 
     def trees(s: Surgery) -> Path_:
-        return next(p for p, _n in _tagged(s.header["root"], "sk.trees"))
+        return _first_tagged(s, "sk.trees")
 
     def in_tree(t: int, field: str, index: int, value: Any) -> Callable[[Surgery], None]:
-        def fn(s: Surgery) -> None:
-            at = sum(s.node(trees(s))["sizes"][:t]) + index
-            s.edit((*trees(s), "nodes"), lambda raw: raw.view(LAYOUT)[field].__setitem__(at, value))
-
-        return fn
+        return _set_in_part("sk.trees", LAYOUT, t, field, index, value)
 
     def next_tree(s: Surgery) -> None:
         """Tree 1's root points at a node of tree 2: a valid index of the whole array."""
@@ -1609,14 +1624,10 @@ def _predictor_rows_cases() -> dict[str, Case]:
     model += "HistGradientBoostingClassifier"
 
     def rows(s: Surgery) -> Path_:
-        return next(p for p, _n in _tagged(s.header["root"], "sk.hgbps"))
+        return _first_tagged(s, "sk.hgbps")
 
     def in_predictor(t: int, field: str, index: int, value: Any) -> Callable[[Surgery], None]:
-        def fn(s: Surgery) -> None:
-            at = sum(s.node(rows(s))["sizes"][:t]) + index
-            s.edit((*rows(s), "nodes"), lambda raw: raw.view(LAYOUT)[field].__setitem__(at, value))
-
-        return fn
+        return _set_in_part("sk.hgbps", LAYOUT, t, field, index, value)
 
     def next_predictor(s: Surgery) -> None:
         size = s.node(rows(s))["sizes"][4]
@@ -2058,6 +2069,11 @@ def _other_kind_as_column(s: Surgery) -> None:
     run["each"]["tree_"] = run["each"]["tree_"]["nodes"]
 
 
+def _column_in_a_tuple(s: Surgery) -> None:
+    run = _objs(s)
+    run["each"]["tree_"] = {"$": "tuple", "v": [run["each"]["tree_"]]}
+
+
 # Broken ``sk.trees`` columns the audit refuses, before anything is imported or built.
 SK_TREES_AUDIT: dict[str, tuple[Callable[[Surgery], None], str]] = {
     "md shorter than the run": (
@@ -2094,6 +2110,10 @@ SK_TREES_AUDIT: dict[str, tuple[Callable[[Surgery], None], str]] = {
         "may only stand as a column of an 'objs' run",
     ),
     "an array as a column": (_other_kind_as_column, "a 'nd' node cannot stand as a column"),
+    "the column inside a tuple standing as the column": (
+        _column_in_a_tuple,
+        "may only stand as a column of an 'objs' run",
+    ),
 }
 
 

@@ -62,7 +62,8 @@ class Audit:
         self.specs: dict[str, Tag] = {}
         self.simple_dtypes: dict[str, Any] = {}
         self.groups: dict[str, list[dict[str, Any]]] = {}  # nodes a handler checks together
-        self._column: int | None = None  # the length a column node being visited must have
+        # (id of the column node being visited, the run's n): see column_length.
+        self._column: tuple[int, int] | None = None
         self._fns: dict[str, Callable[[Audit, dict[str, Any]], None]] = dict(_CORE)
 
     def load_table(self, spec: Any) -> None:
@@ -102,14 +103,15 @@ class Audit:
         """Note ``node`` for a handler that validates all nodes of a kind in one pass."""
         self.groups.setdefault(key, []).append(node)
 
-    def column_length(self) -> int:
+    def column_length(self, node: dict[str, Any]) -> int:
         """For the audit of a column kind (a node that denotes a list and may only stand
-        as a column of an ``objs`` run): the run's ``n``. Fails anywhere else."""
-        n = self._column
-        if n is None:
+        as a column of an ``objs`` run): the run's ``n``. Fails anywhere else, including
+        inside another node standing as the column."""
+        column = self._column
+        if column is None or column[0] != id(node):
             raise _Fail("this kind of node may only stand as a column of an 'objs' run")
         self._column = None  # the node's own members are not columns
-        return n
+        return column[1]
 
     def define_early(self, node: dict[str, Any]) -> None:
         """Register the node's id before its children: they may refer to it."""
@@ -520,7 +522,7 @@ def _column_node(a: Audit, k: str, node: dict[str, Any], n: int) -> None:
     """A column stored as one node: a kind whose audit claims the column's length."""
     if "$" not in node:
         a.fail(f"column {k!r} must be a list of {n} nodes or a column node")
-    a._column = n
+    a._column = (id(node), n)
     a.visit(node)
     if a._column is not None:
         a._column = None

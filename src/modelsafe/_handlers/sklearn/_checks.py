@@ -8,7 +8,7 @@ nodes, and validation must cost a fraction of the load.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -277,3 +277,27 @@ def check_in_batches(
     if batch:
         run()
     return out
+
+
+def whole_batches(sizes: Array, limit: int) -> Iterator[tuple[int, int, int, int]]:
+    """Batches of whole trees laid one after the other, about ``limit`` records each:
+    ``(i, j, start, end)`` for trees ``i`` to ``j - 1``, records ``start`` to ``end`` (a
+    tree larger than ``limit`` is a batch of its own)."""
+    ends = np.cumsum(sizes)
+    i, n = 0, len(sizes)
+    while i < n:
+        start = int(ends[i] - sizes[i])
+        j = max(i + 1, int(np.searchsorted(ends, start + limit, side="right")))
+        yield i, j, start, int(ends[j - 1])
+        i = j
+
+
+def audit_arrays(a: Any, node: dict[str, Any], members: Iterable[str]) -> None:
+    """Each of ``members`` present in ``node`` is an ``nd`` node without an id (nothing
+    else may alias the arrays a handler hands to compiled code); each is visited."""
+    for member in members:
+        if member in node:
+            x = node[member]
+            if type(x) is not dict or x.get("$") != "nd" or "id" in x:
+                a.fail(f"'{member}' must be an 'nd' node without an id")
+            a.visit(x)

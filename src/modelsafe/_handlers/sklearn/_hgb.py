@@ -17,6 +17,7 @@ import numpy as np
 from ._checks import (
     Batch,
     array,
+    audit_arrays,
     binary_tree,
     check_in_batches,
     first,
@@ -26,6 +27,7 @@ from ._checks import (
     integer,
     keys,
     records,
+    whole_batches,
 )
 
 PREDICTOR_FIELDS = {
@@ -328,12 +330,7 @@ def audit_predictors(a: Any, node: dict[str, Any]) -> None:
             or max(bits) > 2**32
         ):
             a.fail(f"'bits' must be a list of {len(sizes)} bitset counts in [0, 2**32]")
-    for member in ("nodes", "binned", "raw"):
-        if member in node:
-            x = node[member]
-            if type(x) is not dict or x.get("$") != "nd" or "id" in x:
-                a.fail(f"'{member}' must be an 'nd' node without an id")
-            a.visit(x)
+    audit_arrays(a, node, ("nodes", "binned", "raw"))
     a.need(PREDICTOR, "node")
 
 
@@ -397,12 +394,8 @@ def _check_rows(
     counts = np.array(bits, dtype=np.intp)
     ends = np.cumsum(sizes)
     bit_ends = np.cumsum(counts)
-    n = len(sizes)
-    i = 0
-    while i < n:
-        start = int(ends[i] - sizes[i])
-        j = max(i + 1, int(np.searchsorted(ends, start + _BATCH, side="right")))
-        if not check_predictors(records[start : int(ends[j - 1])], sizes[i:j], counts[i:j]):
+    for i, j, start, end in whole_batches(sizes, _BATCH):
+        if not check_predictors(records[start:end], sizes[i:j], counts[i:j]):
             for t in range(i, j):
                 a, z = int(ends[t] - sizes[t]), int(ends[t])
                 ba, bz = int(bit_ends[t] - counts[t]), int(bit_ends[t])
@@ -416,7 +409,6 @@ def _check_rows(
                 except ValueError as exc:
                     raise ValueError(f"_predictors[{t // k}][{t % k}]: {exc}") from None
             raise ValueError(f"predictors {i} to {j - 1} fail together but pass one by one")
-        i = j
 
 
 def _plain_bitsets(x: Any) -> bool:
@@ -427,12 +419,7 @@ def audit_predictor(a: Any, node: dict[str, Any]) -> None:
     a.keys(node, ("nodes",), ("binned", "raw", "id"))
     if ("binned" in node) != ("raw" in node):
         a.fail("'binned' and 'raw' come together (the bitsets of the categorical splits)")
-    for member in ("nodes", "binned", "raw"):
-        if member in node:
-            x = node[member]
-            if type(x) is not dict or x.get("$") != "nd" or "id" in x:
-                a.fail(f"'{member}' must be an 'nd' node without an id")
-            a.visit(x)
+    audit_arrays(a, node, ("nodes", "binned", "raw"))
     a.need(PREDICTOR, "node")
     a.define_late(node)
     a.group(TAG, node)

@@ -18,6 +18,7 @@ import numpy as np
 from ._checks import (
     Batch,
     array,
+    audit_arrays,
     binary_tree,
     check_in_batches,
     depths,
@@ -27,6 +28,7 @@ from ._checks import (
     integer,
     keys,
     records,
+    whole_batches,
 )
 
 _INTP = (4, 8)  # indexing fields are intp: 4 bytes on 32-bit platforms, which sklearn accepts
@@ -246,12 +248,8 @@ _DEPTH_MAX = 0xFFFF
 
 def _store_depths(raw: np.ndarray[Any, Any], sizes: np.ndarray[Any, Any]) -> None:
     """Write each node's depth into its record (the trees are scikit-learn's own: valid)."""
-    ends = np.cumsum(sizes)
-    i, n = 0, len(sizes)
-    while i < n:  # a batch of whole trees at a time: bounded scratch memory
-        start = int(ends[i] - sizes[i])
-        j = max(i + 1, int(np.searchsorted(ends, start + _BATCH, side="right")))
-        part = raw[start : int(ends[j - 1])]
+    for i, j, start, end in whole_batches(sizes, _BATCH):  # bounded scratch memory
+        part = raw[start:end]
         records = part.view("<i8")
         left, right = records[:, 0].astype(np.intp), records[:, 1].astype(np.intp)
         leaf = left == -1
@@ -262,7 +260,6 @@ def _store_depths(raw: np.ndarray[Any, Any], sizes: np.ndarray[Any, Any]) -> Non
         starts, _tree, to_left, to_right = links
         depth = _depths(len(part), starts, leaf, inner, to_left, to_right)
         part[:, _DEPTH] = depth.astype("<u2").view(np.uint8).reshape(len(part), 2)
-        i = j
 
 
 def _stored_depths_hold(
@@ -289,22 +286,22 @@ def _count(a: Any, name: str, x: Any, lo: int) -> None:
         a.fail(f"'{name}' must be an integer in [{lo}, {_INTP_MAX}]")
 
 
-def audit_tree(a: Any, node: dict[str, Any]) -> None:
-    a.keys(node, ("nf", "nc", "md", "nodes", "values"), ("id",))
+def _shape_counts(a: Any, node: dict[str, Any]) -> None:
+    """``nf`` and ``nc``: what ``Tree(n_features, n_classes, n_outputs)`` is given."""
     _count(a, "nf", node["nf"], 1)
-    _count(a, "md", node["md"], 0)
     nc = node["nc"]
     if type(nc) is not list or not nc:
         a.fail("'nc' must be a non-empty list of class counts")
     for c in nc:
         _count(a, "nc", c, 1)
-    for member in ("nodes", "values"):
-        x = node[member]
-        if type(x) is not dict or x.get("$") != "nd" or "id" in x:
-            a.fail(f"'{member}' must be an 'nd' node without an id")
+
+
+def audit_tree(a: Any, node: dict[str, Any]) -> None:
+    a.keys(node, ("nf", "nc", "md", "nodes", "values"), ("id",))
+    _shape_counts(a, node)
+    _count(a, "md", node["md"], 0)
+    audit_arrays(a, node, ("nodes", "values"))
     a.need(TREE, "node")
-    a.visit(node["nodes"])
-    a.visit(node["values"])
     a.define_late(node)
     a.group(TAG, node)
 
@@ -319,23 +316,13 @@ def _counts(a: Any, name: str, x: Any, n: int, lo: int) -> None:
 def audit_trees(a: Any, node: dict[str, Any]) -> None:
     """A run's column of trees (``sk.trees``): their counts, one array of all their
     records and one of all their values."""
-    n = a.column_length()
+    n = a.column_length(node)
     a.keys(node, ("nf", "nc", "md", "sizes", "nodes", "values"))
-    _count(a, "nf", node["nf"], 1)
-    nc = node["nc"]
-    if type(nc) is not list or not nc:
-        a.fail("'nc' must be a non-empty list of class counts")
-    for c in nc:
-        _count(a, "nc", c, 1)
+    _shape_counts(a, node)
     _counts(a, "md", node["md"], n, 0)
     _counts(a, "sizes", node["sizes"], n, 1)
-    for member in ("nodes", "values"):
-        x = node[member]
-        if type(x) is not dict or x.get("$") != "nd" or "id" in x:
-            a.fail(f"'{member}' must be an 'nd' node without an id")
+    audit_arrays(a, node, ("nodes", "values"))
     a.need(TREE, "node")
-    a.visit(node["nodes"])
-    a.visit(node["values"])
 
 
 def build_trees(b: Any, node: dict[str, Any]) -> list[Any]:
@@ -399,11 +386,7 @@ def _check_run(
     failed batch is then checked tree by tree, naming the first broken invariant."""
     ends = np.cumsum(sizes)
     n = len(sizes)
-    i = 0
-    while i < n:
-        start = int(ends[i] - sizes[i])
-        j = max(i + 1, int(np.searchsorted(ends, start + _BATCH, side="right")))
-        end = int(ends[j - 1])
+    for i, j, start, end in whole_batches(sizes, _BATCH):
         features = np.full(j - i, n_features, dtype=np.intp)
         if not check_forest(raw[start:end], sizes[i:j], features, max_depth[i:j], stored=True):
             nodes = raw.view(LAYOUT).reshape(len(raw))
@@ -421,7 +404,6 @@ def _check_run(
                         f"the depths of its nodes"
                     )
             raise ValueError(f"trees {i} to {j - 1} of {n} fail together but pass one by one")
-        i = j
 
 
 @functools.cache
