@@ -1914,6 +1914,65 @@ def test_without_validation_these_files_crash(tmp_path: Path) -> None:
     assert len(survived) <= 1, survived
 
 
+def _random_edit(s: Surgery, tag: str, rng: np.random.Generator) -> None:
+    """One random edit of the first ``tag`` node: bytes of its records, one of its
+    per-part counts, or one of its scalars."""
+    path = _first_tagged(s, tag)
+    node = s.node(path)
+    kind = int(rng.integers(4))
+    if kind == 0:
+
+        def flip(raw: np.ndarray[Any, Any]) -> None:
+            flat = raw.reshape(-1)
+            for _ in range(int(rng.integers(1, 4))):
+                flat[int(rng.integers(len(flat)))] = int(rng.integers(256))
+
+        s.edit((*path, "nodes"), flip)
+        return
+    lists = [k for k in ("sizes", "md", "bits") if k in node]
+    if kind < 3:
+        values = node[lists[int(rng.integers(len(lists)))]]
+        i = int(rng.integers(len(values)))
+        values[i] = int(rng.choice([0, 1, values[i] - 1, values[i] + 1, 2**31, -1]))
+        return
+    scalars = [k for k in ("nf", "k") if k in node]
+    if scalars:
+        node[scalars[0]] = int(rng.choice([1, 2, 3, 5, 100, 2**40]))
+    if "nc" in node:
+        node["nc"] = [int(rng.choice([1, 2, 3, 7]))] * int(rng.integers(1, 3))
+
+
+@pytest.mark.slow
+def test_randomly_edited_tree_and_predictor_columns_never_crash(tmp_path: Path) -> None:
+    """400 random edits of ``sk.trees`` and ``sk.hgbps`` nodes (record bytes, sizes,
+    depths, bitset counts, feature and class counts), each loaded and, when it loads,
+    predicted in a child process: a modelsafe error or a working model, never a crash, a
+    hang or another exception. (Edits of thresholds and values keep a valid model.)"""
+    rng = np.random.default_rng(2026)
+    runs = {}
+    for model, tag in (
+        ("random_forest_trees", "sk.trees"),
+        ("gradient_boosting_trees", "sk.trees"),
+        ("hgb_predictors", "sk.hgbps"),
+        ("hgb_categorical_predictors", "sk.hgbps"),
+    ):
+        for i in range(100):
+            s = _surgery(model)
+            _random_edit(s, tag, rng)
+            runs[f"{model} {i}"] = (s.blob(), _trusted(model), MODELS[model][1])
+    results = run_cases(runs, tmp_path, timeout=120)
+    crashed = {name: got for name, got in results.items() if "crashed" in got}
+    assert not crashed, crashed
+    other = {
+        name: got
+        for name, got in results.items()
+        if (got["error"] and not got["modelsafe"]) or "predict_error" in got
+    }
+    assert not other, other
+    refused = sum(1 for got in results.values() if got["error"])
+    assert 0 < refused < len(results)  # both outcomes occur: the edits are not all fatal
+
+
 def _binary_trees() -> dict[str, Callable[[], Any]]:
     from sklearn.neighbors import _ball_tree, _kd_tree
 
