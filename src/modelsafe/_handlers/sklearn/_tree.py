@@ -218,11 +218,9 @@ def merge_trees(e: Any, column: list[Any]) -> dict[str, Any] | None:
             return None
     parts = [e.take_later(node) for node in column]
     sizes = [len(part["nodes"]) for part in parts]
-    raw = np.empty((sum(sizes), LAYOUT.itemsize), dtype=np.uint8)
-    at = 0
-    for part, size in zip(parts, sizes, strict=True):
-        raw[at : at + size] = part["nodes"].view(np.uint8).reshape(size, LAYOUT.itemsize)
-        at += size
+    raw = np.concatenate(
+        [part["nodes"].view(np.uint8).reshape(-1, LAYOUT.itemsize) for part in parts]
+    )
     raw[:, _PADDING] = 0
     _store_depths(raw, np.array(sizes, dtype=np.intp))
     values = np.concatenate([part["values"] for part in parts])
@@ -250,14 +248,10 @@ def _store_depths(raw: np.ndarray[Any, Any], sizes: np.ndarray[Any, Any]) -> Non
     """Write each node's depth into its record (the trees are scikit-learn's own: valid)."""
     for i, j, start, end in whole_batches(sizes, _BATCH):  # bounded scratch memory
         part = raw[start:end]
-        records = part.view("<i8")
-        left, right = records[:, 0].astype(np.intp), records[:, 1].astype(np.intp)
-        leaf = left == -1
-        inner = np.flatnonzero(~leaf)
-        links = forest_links(inner, left[inner], right[inner], sizes[i:j], len(part))
-        if links is None:  # pragma: no cover - scikit-learn's trees are trees
+        shape = _forest_shape(part, sizes[i:j])
+        if shape is None:  # pragma: no cover - scikit-learn's trees are trees
             raise ValueError("a tree to save does not form a tree")
-        starts, _tree, to_left, to_right = links
+        leaf, inner, (starts, _tree, to_left, to_right) = shape
         depth = _depths(len(part), starts, leaf, inner, to_left, to_right)
         part[:, _DEPTH] = depth.astype("<u2").view(np.uint8).reshape(len(part), 2)
 
@@ -532,17 +526,11 @@ def check_forest(
     exactly one). A tree's deepest leaf must be at its ``max_depth``.
     """
     total = len(raw)
-    records = raw.view("<i8")
-    left, right = records[:, 0].astype(np.intp), records[:, 1].astype(np.intp)
-    leaf = left == -1
-    if np.count_nonzero((right == -1) != leaf):
+    shape = _forest_shape(raw, sizes)
+    if shape is None:
         return False
-    inner = np.flatnonzero(~leaf)
-    links = forest_links(inner, left[inner], right[inner], sizes, total)
-    if links is None:
-        return False
-    starts, tree, to_left, to_right = links
-    feature = records[inner, 2].astype(np.intp).view(np.uintp)
+    leaf, inner, (starts, tree, to_left, to_right) = shape
+    feature = raw.view("<i8")[inner, 2].astype(np.intp).view(np.uintp)
     if np.count_nonzero(feature >= n_features[tree].astype(np.uintp)):
         return False  # negative features too
     if np.count_nonzero(np.isnan(raw.view("<f8")[:, 3])):
@@ -557,6 +545,19 @@ def check_forest(
     else:
         depth = _depths(total, starts, leaf, inner, to_left, to_right)
     return bool(np.array_equal(np.maximum.reduceat(depth, starts), max_depth))
+
+
+def _forest_shape(raw: np.ndarray[Any, Any], sizes: np.ndarray[Any, Any]) -> Any:
+    """``(leaf, inner, forest_links(...))`` for ``LAYOUT`` records of trees of ``sizes``
+    nodes, or None when a node is half a leaf or the child links do not make trees."""
+    records = raw.view("<i8")
+    left, right = records[:, 0].astype(np.intp), records[:, 1].astype(np.intp)
+    leaf = left == -1
+    if np.count_nonzero((right == -1) != leaf):
+        return None
+    inner = np.flatnonzero(~leaf)
+    links = forest_links(inner, left[inner], right[inner], sizes, len(raw))
+    return None if links is None else (leaf, inner, links)
 
 
 def _depths(
