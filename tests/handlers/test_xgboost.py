@@ -581,3 +581,136 @@ def test_inside_a_scikit_learn_pipeline() -> None:
     blob = modelsafe.dumps(model)
     assert modelsafe.untrusted_types(blob) == []
     assert _bits(modelsafe.loads(blob).predict_proba(X)) == _bits(model.predict_proba(X))
+
+
+# -- the fast path reads what the general reader reads ------------------------------------
+
+_TREE_SAMPLES = ("booster", "classifier", "multiclass", "ranker", "dart", "pruned", "categorical")
+
+
+def _parse_both(raw: bytes | bytearray, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+    """The document as read with the fast paths (the trees, long integer arrays) and
+    without them: each the parsed value, or the UBJError's class when it is refused."""
+    from modelsafe._handlers.xgboost import _ubj
+
+    def read() -> Any:
+        try:
+            return _ubj.parse(raw)
+        except _ubj.UBJError:
+            return _ubj.UBJError
+
+    fast = read()
+    with monkeypatch.context() as m:
+        m.setattr(_ubj._Reader, "_fast_trees", lambda self, pos, n: None)
+        m.setattr(_ubj._Reader, "_uniform_integers", lambda self, pos, n: None)
+        slow = read()
+    return fast, slow
+
+
+def _tree_columns(doc: Any) -> list[Any]:
+    """Every TreeColumns in a parsed document (a dart booster nests its gbtree)."""
+    from modelsafe._handlers.xgboost._ubj import TreeColumns
+
+    if isinstance(doc, TreeColumns):
+        return [doc]
+    children = doc.values() if isinstance(doc, dict) else doc if isinstance(doc, list) else []
+    return [t for child in children for t in _tree_columns(child)]
+
+
+def _same_document(fast: Any, slow: Any) -> None:
+    """Equal documents; TreeColumns are compared field by field (their arrays differ in
+    type between the two paths, not in value)."""
+    from modelsafe._handlers.xgboost._ubj import TreeColumns
+
+    if isinstance(slow, TreeColumns):
+        assert isinstance(fast, TreeColumns)
+        assert fast.n == slow.n
+        for name in slow.offsets:
+            assert np.array_equal(fast.offsets[name], slow.offsets[name]), name
+            assert np.array_equal(fast.counts[name], slow.counts[name]), name
+        assert np.array_equal(fast.ids, slow.ids)
+        assert np.array_equal(fast.params, slow.params)
+    elif isinstance(slow, dict):
+        assert isinstance(fast, dict) and list(fast) == list(slow)
+        for key in slow:
+            _same_document(fast[key], slow[key])
+    elif isinstance(slow, list):
+        assert isinstance(fast, list) and len(fast) == len(slow)
+        for a, b in zip(fast, slow, strict=True):
+            _same_document(a, b)
+    else:
+        assert type(fast) is type(slow) and fast == slow
+
+
+@pytest.mark.parametrize("sample", _TREE_SAMPLES)
+def test_the_trees_fast_path_reads_every_sample_as_the_general_reader(
+    sample: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelsafe._handlers.xgboost import _ubj
+
+    raw = _booster_bytes(modelsafe.dumps(TestXGBoost.samples[sample]()))
+    taken = []
+    fast_trees = _ubj._Reader._fast_trees
+
+    def spy(self: Any, pos: int, n: int) -> Any:
+        taken.append(fast_trees(self, pos, n))
+        return taken[-1]
+
+    monkeypatch.setattr(_ubj._Reader, "_fast_trees", spy)
+    fast, slow = _parse_both(raw, monkeypatch)
+    assert taken and all(t is not None for t in taken)  # the fast path read these trees
+    _same_document(fast, slow)
+    assert [t.n > 1 for t in _tree_columns(slow)] == [True]
+
+
+@functools.cache
+def _many_trees() -> bytes:
+    """A booster of 150 small trees: its tree_info (150 items) and iteration_indptr (51)
+    are long integer arrays, the latter in runs of two integer widths."""
+    model = xgb.XGBClassifier(n_estimators=50, max_depth=2, n_jobs=1, random_state=0)
+    model.fit(*load_iris(return_X_y=True))
+    return _booster_bytes(modelsafe.dumps(model))
+
+
+@pytest.mark.parametrize("sample", ["categorical", "many trees"])
+def test_edited_boosters_are_read_alike_or_refused_by_both_paths(
+    sample: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """400 seeded edits of a booster's bytes from its first integer array on (a byte set
+    to a value that matters to the layout, or a byte inserted or removed), and a null
+    slipped in before each tree but the first: the fast paths never read a value the
+    general reader reads otherwise or refuses."""
+    from modelsafe._handlers.xgboost._ubj import UBJError
+
+    if sample == "many trees":
+        raw = _many_trees()
+        assert raw.count(b"iteration_indptr[#L" + (51).to_bytes(8, "big") + b"i") == 1
+        assert raw.count(b"I\x00\x96L") == 1  # the last item, 150, is an int16
+    else:
+        raw = _booster_bytes(modelsafe.dumps(TestXGBoost.samples[sample]()))
+    head = b"{L" + (12).to_bytes(8, "big") + b"base_weights"
+    first = min(raw.index(b"iteration_indptr"), raw.index(head))
+    rng = np.random.default_rng(7)
+    values = [0, 1, 2, 9, 10, 11, 0x30, 0x39, 0x49, 0x4C, 0x55, 0x69, 0x6C, 0x7B, 0x7D, 0xFF]
+
+    def edits() -> Any:
+        for _ in range(400):
+            at = int(rng.integers(first, len(raw)))
+            kind = rng.random()
+            if kind < 0.8:
+                yield raw[:at] + bytes([int(rng.choice(values))]) + raw[at + 1 :]
+            elif kind < 0.9:
+                yield raw[:at] + bytes([int(rng.integers(256))]) + raw[at:]
+            else:
+                yield raw[:at] + raw[at + 1 :]
+        at = raw.find(head, raw.index(head) + 1)
+        while at > 0:
+            yield raw[:at] + b"Z" + raw[at:]
+            at = raw.find(head, at + 1)
+
+    outcomes = {"same": 0, "refused": 0}
+    for edited in edits():
+        fast, slow = _parse_both(edited, monkeypatch)
+        _same_document(fast, slow)
+        outcomes["refused" if slow is UBJError else "same"] += 1
+    assert outcomes["same"] and outcomes["refused"]

@@ -28,7 +28,6 @@ fields.
 
 from __future__ import annotations
 
-import re
 import struct
 from typing import Any, NamedTuple
 
@@ -109,9 +108,10 @@ def _key(name: str) -> bytes:
 # The fast path matches these byte strings in sequence: key, then typed-array header.
 _FAST_ARRAYS = [(_key(n) + b"[$" + bytes([m]) + b"#L", n, ITEM_SIZE[m]) for n, m in TREE_ARRAYS]
 _ID_KEY = _key("id")
-# Byte counts the per-tree loop adds up: the prefixes of base_weights, categories and
-# categories_nodes; from categories_nodes' count to the id's marker (constant, per
-# categorical split, per node); and from the id's value to tree_param (constant, per node).
+# Byte counts the fast path adds up, for all trees at once: the prefixes of base_weights,
+# categories and categories_nodes; from categories_nodes' count to the id's marker
+# (constant, per categorical split, per node); and from the id's value to tree_param
+# (constant, per node).
 _FAST_HEAD = [len(prefix) for prefix, _, _ in _FAST_ARRAYS[:3]]
 _FAST_TO_ID = (
     8 + sum(len(prefix) + 8 for prefix, _, _ in _FAST_ARRAYS[3:6]) + len(_ID_KEY),
@@ -121,14 +121,95 @@ _FAST_TAIL = (
     sum(len(prefix) + 8 for prefix, _, _ in _FAST_ARRAYS[6:]),
     sum(size for _, _, size in _FAST_ARRAYS[6:]),
 )
-_DIGITS = rb"(.)([0-9]{1,10})"
-_FAST_PARAM = re.compile(
-    re.escape(_key("tree_param"))
-    + rb"\{"
-    + b"".join(re.escape(_key(p) + b"SL" + bytes(7)) + _DIGITS for p in TREE_PARAMS)
-    + rb"\}\}",
-    re.DOTALL,
-)
+
+
+# Every tree XGBoost writes starts with these bytes: its object, then base_weights' key
+# and typed-array header.
+_TREE_HEAD = b"{" + _FAST_ARRAYS[0][0]
+# From tree_param's key to the first digit string, and from each digit string to the next:
+# a key, then a string marker and the first 7 bytes of its int64 length.
+_PARAM_KEYS = [
+    (_key("tree_param") + b"{" if i == 0 else b"") + _key(p) + b"SL" + bytes(7)
+    for i, p in enumerate(TREE_PARAMS)
+]
+_MAX_RUNS = 8  # runs of one integer marker read at once in an untyped array
+_INT_DTYPES = {0x69: "i1", 0x55: "u1", 0x49: ">i2", 0x6C: ">i4", 0x4C: ">i8"}
+
+
+class _Views:
+    """Reads at many offsets of a buffer at once, each read checked against its end.
+
+    A method returns None where any offset would read outside the buffer or finds
+    something else than it reads: the caller then falls back to the general reader.
+    """
+
+    def __init__(self, buf: bytes | bytearray) -> None:
+        self.u8 = np.frombuffer(buf, dtype=np.uint8)
+        self.end = len(self.u8)
+        self.words = self.at(8, "<u8")
+
+    def at(self, size: int, dtype: str) -> np.ndarray[Any, Any]:
+        """Element k is the ``size`` bytes from byte k, as ``dtype``."""
+        return np.ndarray(
+            shape=(max(self.end - size + 1, 0),), dtype=dtype, buffer=self.u8, strides=(1,)
+        )
+
+    def _fits(self, p: np.ndarray[Any, Any], size: int | np.ndarray[Any, Any]) -> bool:
+        return bool(p.min() >= 0 and (p + size).max() <= self.end)
+
+    def count(self, p: np.ndarray[Any, Any]) -> np.ndarray[Any, Any] | None:
+        """The int64 count at each offset, if each is from 0 to the buffer's size."""
+        if not self._fits(p, 8):
+            return None
+        count = self.at(8, ">i8")[p].astype(np.int64)
+        return count if ((count >= 0) & (count <= self.end)).all() else None
+
+    def integer(
+        self, p: np.ndarray[Any, Any]
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None:
+        """The UBJSON integer at each offset (marker, then value) and its value's width."""
+        if not self._fits(p, 1):
+            return None
+        markers = self.u8[p]
+        width = np.zeros(len(p), dtype=np.int64)
+        value = np.zeros(len(p), dtype=np.int64)
+        for marker, dtype in _INT_DTYPES.items():
+            hit = markers == marker
+            if hit.any():
+                size = np.dtype(dtype).itemsize
+                where = p[hit] + 1
+                if not self._fits(where, size):
+                    return None
+                width[hit] = size
+                value[hit] = self.at(size, dtype)[where]
+        return None if (width == 0).any() else (value, width)
+
+    def params(
+        self, p: np.ndarray[Any, Any]
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None:
+        """Each tree_param object as XGBoost writes it (four decimal strings of 1 to 10
+        digits), closed with the tree's own brace: the values, and where each ends."""
+        values = np.zeros((len(p), len(_PARAM_KEYS)), dtype=np.int64)
+        u8 = self.u8
+        for i, key in enumerate(_PARAM_KEYS):
+            if not _same(self.words, p, key):
+                return None
+            p = p + len(key)
+            if not self._fits(p, 1):
+                return None
+            digits = u8[p].astype(np.int64)
+            if ((digits < 1) | (digits > 10)).any() or not self._fits(p + 1, digits):
+                return None
+            for k in range(int(digits.max())):
+                on = k < digits
+                d = u8[np.where(on, p + 1 + k, 0)].astype(np.int64) - 0x30
+                if (on & ((d < 0) | (d > 9))).any():
+                    return None
+                values[:, i] = np.where(on, values[:, i] * 10 + d, values[:, i])
+            p = p + 1 + digits
+        if not self._fits(p, 2) or (u8[p] != 0x7D).any() or (u8[p + 1] != 0x7D).any():
+            return None
+        return values, p + 2
 
 
 def _is_decimal(text: str) -> bool:
@@ -151,6 +232,7 @@ class _Reader:
     def __init__(self, buf: bytes | bytearray) -> None:
         self.buf = buf
         self.end = len(buf)
+        self._views: _Views | None = None
 
     def _length(self, pos: int, unit: int) -> tuple[int, int]:
         """An int64 count at ``pos`` of items of ``unit`` bytes that must fit in the buffer."""
@@ -227,6 +309,9 @@ class _Reader:
         n, pos = self._length(pos + 2, 1)
         if key == "trees":
             return self._trees(pos, n, depth)
+        uniform = self._uniform_integers(pos, n)
+        if uniform is not None:
+            return uniform
         items: list[Any] = []
         for _ in range(n):
             spec = _INTS.get(buf[pos])
@@ -237,6 +322,37 @@ class _Reader:
             item, pos = self.value(pos, depth + 1)
             items.append(item)
         return items, pos
+
+    def _uniform_integers(self, pos: int, n: int) -> tuple[list[int], int] | None:
+        """A long untyped array of integers in a few runs of one marker each (XGBoost writes
+        ``tree_info`` and ``iteration_indptr`` so, each integer as narrow as it fits), read
+        a run at a time; or None, for the general loop."""
+        if n < 32:
+            return None
+        buf, end, v = self.buf, self.end, self.views()
+        items: list[int] = []
+        for _ in range(_MAX_RUNS):
+            if len(items) == n:
+                return items, pos
+            spec = _INTS.get(buf[pos]) if pos < end else None
+            if spec is None:
+                return None
+            marker, step = buf[pos], 1 + spec[1]
+            most = min(n - len(items), (end - pos) // step)
+            markers = v.u8[pos : pos + most * step : step]
+            other = np.flatnonzero(markers != marker)
+            run = int(other[0]) if len(other) else most
+            if run == 0:
+                return None
+            values = v.at(spec[1], _INT_DTYPES[marker])[pos + 1 : pos + run * step : step]
+            items += values.tolist()
+            pos += run * step
+        return (items, pos) if len(items) == n else None
+
+    def views(self) -> _Views:
+        if self._views is None:
+            self._views = _Views(self.buf)
+        return self._views
 
     # -- the trees -----------------------------------------------------------------------
     def _trees(self, pos: int, n: int, depth: int) -> tuple[TreeColumns, int]:
@@ -262,69 +378,67 @@ class _Reader:
     def _fast_trees(self, pos: int, n: int) -> tuple[TreeColumns, int] | None:
         """The trees laid out exactly as XGBoost writes them, or None.
 
-        A Python loop per tree reads only what fixes the layout (the node count, the
-        categorical counts, the width of the id, the tree_param digits); every key,
-        marker and count the layout implies is then verified for all trees at once.
-        Accepting here therefore means the bytes are that layout: any other file is
-        read by the general path.
+        The trees are found by the bytes every one of them starts with; from each start,
+        what fixes the layout (the node count, the categorical counts, the width of the
+        id, the tree_param digits) is read for all trees at once, and the trees must
+        follow each other exactly from ``pos``. Every key, marker and count the layout
+        implies is then verified for all trees at once. Accepting here therefore means
+        the bytes are that layout: any other file is read by the general path.
         """
-        buf, end = self.buf, self.end
         if n == 0:
             empty = np.zeros(0, dtype=np.int64)
             none = {name: empty for name, _ in TREE_ARRAYS}
             return TreeColumns(none, none, empty, empty), pos
-        starts, rows, ids, params = [], [], [], []
-        try:
-            for _ in range(n):
-                if buf[pos] != 0x7B:
-                    return None
-                p = pos + 1 + _FAST_HEAD[0]
-                nodes = _INT64(buf, p)[0]
-                p += 8 + 4 * nodes + _FAST_HEAD[1]
-                cats = _INT64(buf, p)[0]
-                p += 8 + 4 * cats + _FAST_HEAD[2]
-                splits = _INT64(buf, p)[0]
-                p += _FAST_TO_ID[0] + 20 * splits + _FAST_TO_ID[1] * nodes
-                if min(nodes, cats, splits) < 0 or p >= end:
-                    return None
-                spec = _INTS.get(buf[p])
-                if spec is None:
-                    return None
-                ids.append(spec[0](buf, p + 1)[0])
-                width = spec[1]
-                p += 1 + width + _FAST_TAIL[0] + _FAST_TAIL[1] * nodes
-                match = _FAST_PARAM.match(buf, p)
-                if match is None:
-                    return None
-                groups = match.groups()
-                for i in range(0, 8, 2):
-                    if groups[i][0] != len(groups[i + 1]):
-                        return None
-                    params.append(int(groups[i + 1]))
-                starts.append(pos)
-                rows.append((nodes, cats, splits, width, p))
-                pos = match.end()
-        except (IndexError, struct.error):
+        buf, end = self.buf, self.end
+        starts: list[int] = []
+        at = pos
+        for _ in range(n):  # the first n places the head occurs: C-speed searches
+            at = buf.find(_TREE_HEAD, at)
+            if at < 0:
+                return None
+            starts.append(at)
+            at += len(_TREE_HEAD)
+        if starts[0] != pos or end < 16:
             return None
+        v = self.views()
+        p = np.array(starts, dtype=np.int64) + 1 + _FAST_HEAD[0]
+        counts = []
+        for step in (_FAST_HEAD[1], _FAST_HEAD[2], None):
+            count = v.count(p)
+            if count is None:
+                return None
+            counts.append(count)
+            if step is not None:
+                p = p + 8 + 4 * count + step
+        nodes, cats, splits = counts
+        p = p + _FAST_TO_ID[0] + 20 * splits + _FAST_TO_ID[1] * nodes
+        found = v.integer(p)
+        if found is None:
+            return None
+        ids, width = found
+        tree_param = p + 1 + width + _FAST_TAIL[0] + _FAST_TAIL[1] * nodes
+        found = v.params(tree_param)
+        if found is None:
+            return None
+        params, after = found
+        if (after[:-1] != np.array(starts[1:], dtype=np.int64)).any():
+            return None  # not one tree after the other
+        rows = np.stack((nodes, cats, splits, width, tree_param), axis=1)
         cols = self._fast_verify(starts, rows, ids, params)
-        return None if cols is None else (cols, pos)
+        return None if cols is None else (cols, int(after[-1]))
 
     def _fast_verify(
         self,
         starts: list[int],
-        rows: list[tuple[int, int, int, int, int]],
-        ids: list[int],
-        params: list[int],
+        rows: np.ndarray[Any, Any],
+        ids: np.ndarray[Any, Any],
+        params: np.ndarray[Any, Any],
     ) -> TreeColumns | None:
-        u8 = np.frombuffer(self.buf, dtype=np.uint8)
-        if len(u8) < 8:
-            return None
         # Element k of these views is the 8 bytes from byte k: one gather checks 8 bytes
         # at every tree's offset.
-        words = np.ndarray(shape=(len(u8) - 7,), dtype="<u8", buffer=u8, strides=(1,))
-        counts_at = np.ndarray(shape=(len(u8) - 7,), dtype=">i8", buffer=u8, strides=(1,))
-        table = np.array(rows, dtype=np.int64).reshape(len(rows), 5)
-        nodes, cats, splits, width, tree_param = table.T
+        v = self.views()
+        words, counts_at = v.words, v.at(8, ">i8")
+        nodes, cats, splits, width, tree_param = rows.T
         count_of = {
             "categories": cats,
             "categories_nodes": splits,
@@ -349,9 +463,7 @@ class _Reader:
             p = at + 8 + count * size
         if (p != tree_param).any():
             return None
-        return TreeColumns(
-            offsets, counts, np.array(ids, dtype=np.int64), np.array(params, dtype=np.int64)
-        )
+        return TreeColumns(offsets, counts, ids, params)
 
     def _slow_tree(
         self,
