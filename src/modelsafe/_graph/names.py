@@ -53,7 +53,9 @@ def resolve(module: str, name: str) -> Any:
     A class or function must name itself the same way, so one trusted dotted
     name cannot reach two different objects through two module/attribute splits.
     """
-    target: Any = importlib.import_module(module)
+    target: Any = sys.modules.get(module)
+    if target is None or getattr(getattr(target, "__spec__", None), "_initializing", False):
+        target = importlib.import_module(module)  # not imported, or still importing elsewhere
     for part in name.split("."):
         target = getattr(target, part)
     own_module = getattr(target, "__module__", None)
