@@ -423,22 +423,21 @@ class _Reader:
         params, after = found
         if (after[:-1] != np.array(starts[1:], dtype=np.int64)).any():
             return None  # not one tree after the other
-        rows = np.stack((nodes, cats, splits, width, tree_param), axis=1)
-        cols = self._fast_verify(starts, rows, ids, params)
+        cols = self._fast_verify(starts, (nodes, cats, splits, width, tree_param), ids, params)
         return None if cols is None else (cols, int(after[-1]))
 
     def _fast_verify(
         self,
         starts: list[int],
-        rows: np.ndarray[Any, Any],
+        layout: tuple[np.ndarray[Any, Any], ...],
         ids: np.ndarray[Any, Any],
         params: np.ndarray[Any, Any],
     ) -> TreeColumns | None:
-        # Element k of these views is the 8 bytes from byte k: one gather checks 8 bytes
-        # at every tree's offset.
+        """Every key, marker and count that ``layout`` (per tree: nodes, categories,
+        categorical splits, the id's width, where tree_param starts) implies, checked for
+        all trees at once; the trees' columns, or None."""
         v = self.views()
-        words, counts_at = v.words, v.at(8, ">i8")
-        nodes, cats, splits, width, tree_param = rows.T
+        nodes, cats, splits, width, tree_param = layout
         count_of = {
             "categories": cats,
             "categories_nodes": splits,
@@ -449,14 +448,15 @@ class _Reader:
         offsets, counts = {}, {}
         for prefix, name, size in _FAST_ARRAYS:
             if name == "left_children":  # the id sits between default_left and this
-                if not _same(words, p, _ID_KEY):
+                if not _same(v.words, p, _ID_KEY):
                     return None
                 p = p + len(_ID_KEY) + 1 + width
-            if not _same(words, p, prefix):
+            if not _same(v.words, p, prefix):
                 return None
             count = count_of.get(name, nodes)
             at = p + len(prefix)
-            if at.max() >= len(counts_at) or (counts_at[at] != count).any():
+            found = v.count(at)
+            if found is None or (found != count).any():
                 return None
             offsets[name] = at + 8
             counts[name] = count
