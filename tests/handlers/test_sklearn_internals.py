@@ -1385,6 +1385,24 @@ def _set_in_part(
     return fn
 
 
+def _into_next_part(
+    tag: str, layout: np.dtype[Any], t: int, field: str
+) -> Callable[[Surgery], None]:
+    """An edit pointing ``field`` of part ``t``'s first record just past the part's own
+    records: into part ``t + 1``, an index valid in the whole array."""
+
+    def fn(s: Surgery) -> None:
+        size = s.node(_first_tagged(s, tag))["sizes"][t]
+        _set_in_part(tag, layout, t, field, 0, size + 1)(s)
+
+    return fn
+
+
+def _edit_sizes(tag: str, edit: Callable[[list[int]], None]) -> Callable[[Surgery], None]:
+    """An edit of the first ``tag`` node's per-part ``sizes`` list, in place."""
+    return lambda s: edit(s.node(_first_tagged(s, tag))["sizes"])
+
+
 def _tree_run_cases() -> dict[str, Case]:
     """The ``sk.trees`` column: every tree of a run of estimators in one array of records
     and one of values, checked together, then tree by tree when that fails (naming the
@@ -1400,13 +1418,8 @@ def _tree_run_cases() -> dict[str, Case]:
     def in_tree(t: int, field: str, index: int, value: Any) -> Callable[[Surgery], None]:
         return _set_in_part("sk.trees", LAYOUT, t, field, index, value)
 
-    def next_tree(s: Surgery) -> None:
-        """Tree 1's root points at a node of tree 2: a valid index of the whole array."""
-        size = s.node(trees(s))["sizes"][1]
-        in_tree(1, "left_child", 0, size + 1)(s)
-
     def sizes(edit: Callable[[list[int]], None]) -> Callable[[Surgery], None]:
-        return lambda s: edit(s.node(trees(s))["sizes"])
+        return _edit_sizes("sk.trees", edit)
 
     def move_boundary(n: list[int]) -> None:
         n[0] -= 1
@@ -1441,7 +1454,7 @@ def _tree_run_cases() -> dict[str, Case]:
         ),
         "tree run: child in the next tree": (
             rf,
-            next_tree,
+            _into_next_part("sk.trees", LAYOUT, 1, "left_child"),
             tree,
             "tree 1 of 12: children_left[0] = ",
         ),
@@ -1629,10 +1642,6 @@ def _predictor_rows_cases() -> dict[str, Case]:
     def in_predictor(t: int, field: str, index: int, value: Any) -> Callable[[Surgery], None]:
         return _set_in_part("sk.hgbps", LAYOUT, t, field, index, value)
 
-    def next_predictor(s: Surgery) -> None:
-        size = s.node(rows(s))["sizes"][4]
-        in_predictor(4, "right", 0, size + 1)(s)
-
     def bitset_out_of_range(s: Surgery) -> None:
         node = s.node(rows(s))
         nodes = s.array((*rows(s), "nodes")).view(LAYOUT)[:, 0]
@@ -1641,7 +1650,7 @@ def _predictor_rows_cases() -> dict[str, Case]:
         in_predictor(t, "bitset_idx", hit - sum(node["sizes"][:t]), 4_000_000_000)(s)
 
     def sizes(edit: Callable[[list[int]], None]) -> Callable[[Surgery], None]:
-        return lambda s: edit(s.node(rows(s))["sizes"])
+        return _edit_sizes("sk.hgbps", edit)
 
     def move_bits(s: Surgery) -> None:
         """The first predictor with categorical splits loses its bitsets to the last."""
@@ -1660,7 +1669,7 @@ def _predictor_rows_cases() -> dict[str, Case]:
         ),
         "predictor rows: child in the next predictor": (
             "hgb_predictors",
-            next_predictor,
+            _into_next_part("sk.hgbps", LAYOUT, 4, "right"),
             pred,
             "_predictors[1][1]: right[0] = ",
         ),
@@ -2185,16 +2194,23 @@ def test_broken_sk_trees_columns_fail_the_audit(case: str) -> None:
         modelsafe.loads(s.blob())
 
 
-@pytest.mark.parametrize("base", ["random_forest_run", "gradient_boosting_run"])
-def test_the_trees_of_a_run_are_saved_as_one_column_and_load_the_same(base: str) -> None:
-    """A run of estimators stores its trees as one ``sk.trees`` node (two buffers for all
-    of them): a smaller file than one ``sk.tree`` node a tree, the same predictions, and
-    the one-node-a-tree form of the same model still loads."""
+def _saved_both_ways(base: str) -> tuple[Any, Any, bytes, bytes]:
+    """A fresh ``MODELS[base]`` model, its probe data, and the model saved with a run's
+    trees (or a model's predictors) as one node, and with one node a tree (predictor)."""
     model, x = MODELS[base][0](), DATA[MODELS[base][1]]
     with full_form(compact_trees=True, tree_runs=True):
         blob = modelsafe.dumps(model)
     with full_form(compact_trees=True):
         rows = modelsafe.dumps(model)
+    return model, x, blob, rows
+
+
+@pytest.mark.parametrize("base", ["random_forest_run", "gradient_boosting_run"])
+def test_the_trees_of_a_run_are_saved_as_one_column_and_load_the_same(base: str) -> None:
+    """A run of estimators stores its trees as one ``sk.trees`` node (two buffers for all
+    of them): a smaller file than one ``sk.tree`` node a tree, the same predictions, and
+    the one-node-a-tree form of the same model still loads."""
+    model, x, blob, rows = _saved_both_ways(base)
     header = split(blob).header
     (column,) = [node for _p, node in _tagged(header["root"], "sk.trees")]
     assert not list(_tagged(header["root"], "sk.tree"))
@@ -2322,11 +2338,7 @@ def test_broken_sk_hgbps_nodes_fail_the_audit(case: str) -> None:
 def test_a_models_predictors_are_saved_as_one_node_and_load_the_same(base: str) -> None:
     """``_predictors`` becomes one ``sk.hgbps`` node (its bitsets included): fewer buffers,
     a smaller file, the same predictions; the one-node-a-predictor form still loads."""
-    model, x = MODELS[base][0](), DATA[MODELS[base][1]]
-    with full_form(compact_trees=True, tree_runs=True):
-        blob = modelsafe.dumps(model)
-    with full_form(compact_trees=True):
-        rows = modelsafe.dumps(model)
+    model, x, blob, rows = _saved_both_ways(base)
     header = split(blob).header
     (node,) = [n for _p, n in _tagged(header["root"], "sk.hgbps")]
     assert not list(_tagged(header["root"], "sk.hgbp"))
