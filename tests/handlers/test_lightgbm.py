@@ -96,25 +96,30 @@ def _early_stopped() -> Any:
     )
 
 
-def _categorical() -> Any:
+# Small trees that split on a pandas categorical column.
+CATEGORY_SPLITS = {
+    "num_leaves": 6,
+    "min_child_samples": 5,
+    "cat_smooth": 1,
+    "min_data_per_group": 5,
+}
+
+
+def _colours(n: int = 400) -> Any:
     rng = np.random.default_rng(0)
-    n = 400
-    X = pd.DataFrame(
+    return pd.DataFrame(
         {
             "colour": pd.Categorical(rng.choice(["red", "green", "blue", "grey", "pink"], n)),
             "size": rng.standard_normal(n),
             "weight": rng.standard_normal(n),
         }
     )
+
+
+def _categorical() -> Any:
+    X = _colours()
     y = (X["colour"].isin(["red", "blue", "pink"]) ^ (X["size"] > 0.3)).astype(int).to_numpy()
-    model = lgb.LGBMClassifier(
-        n_estimators=4,
-        num_leaves=6,
-        min_child_samples=5,
-        cat_smooth=1,
-        min_data_per_group=5,
-        **QUIET,
-    )
+    model = lgb.LGBMClassifier(n_estimators=4, **CATEGORY_SPLITS, **QUIET)
     return _fitted(model, X, y)
 
 
@@ -587,3 +592,216 @@ def test_non_ascii_feature_names_are_allowed_outside_the_trees() -> None:
 
     summary = _text.check(renamed, renamed.encode())
     assert summary.num_features == model.n_features_in_
+
+
+# -- the two tree readers ---------------------------------------------------------------------
+
+
+def _stump() -> str:
+    """A model whose only tree is a single leaf: every per-split line is empty."""
+    X, y = _binary()
+    params = {"objective": "regression", "min_data_in_leaf": 200, "num_threads": 1, "verbose": -1}
+    text: str = lgb.train(params, lgb.Dataset(X, y.astype(float)), 4).model_to_string()
+    assert "\nnum_leaves=1\n" in text
+    return text
+
+
+def _categorical_linear() -> str:
+    """Trees with both optional line groups: categorical splits and linear leaves."""
+    X = _colours()
+    y = X["colour"].isin(["red", "blue"]) * 2.0 + X["size"]
+    model = lgb.LGBMRegressor(n_estimators=3, linear_tree=True, **CATEGORY_SPLITS, **QUIET)
+    text = _text_of(model.fit(X, y))
+    assert "cat_boundaries=" in text and "is_linear=1" in text
+    return text
+
+
+@functools.cache
+def _reader_texts() -> dict[str, str]:
+    texts = {name: _text_of(TestLightGBM.samples[name]()) for name in SAMPLES if name != "unfitted"}
+    texts["single leaf"] = _stump()
+    texts["categorical and linear"] = _categorical_linear()
+    return texts
+
+
+def _outcome(text: str) -> Any:
+    """What check() says of ``text``: its summary, or the message it refuses it with."""
+    from modelsafe._handlers.lightgbm import _text
+
+    try:
+        return _text.check(text, text.encode())
+    except ValueError as exc:
+        return f"ValueError: {exc}"
+
+
+def _checked_both(text: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+    """check()'s outcome with the numpy tree reader, and with the grammar's alone."""
+    from modelsafe._handlers.lightgbm import _text
+
+    fast = _outcome(text)
+    with monkeypatch.context() as m:
+        m.setattr(_text._Scanned, "read", classmethod(lambda cls, seg, sizes: None))
+        slow = _outcome(text)
+    return fast, slow
+
+
+def _readers(text: str) -> tuple[Any, Any]:
+    """The trees as ``_Scanned`` reads them (None: refused) and as ``_Matched`` does."""
+    from modelsafe._handlers.lightgbm import _text
+
+    first = text.index("\nTree=") + 1
+    end = text.index("end of trees\n")
+    sizes = np.array(
+        [int(s) for s in re.search(r"^tree_sizes=(.*)$", text, re.M)[1].split(" ")]  # type: ignore[index]
+    )
+    seg = np.frombuffer(text.encode(), dtype=np.uint8)[first:end]
+    return _text._Scanned.read(seg, sizes), _text._Matched(text, first, sizes)
+
+
+def _same_reading(scanned: Any, matched: Any) -> None:
+    from modelsafe._handlers.lightgbm import _text
+
+    assert scanned.n == matched.n
+    for field in ("index", "num_leaves", "num_cat", "is_linear"):
+        assert scanned.numbers(field).tolist() == matched.numbers(field).tolist(), field
+    for field in _text._FIELDS:
+        assert scanned.present(field).tolist() == matched.present(field).tolist(), field
+        for t in range(matched.n):
+            assert scanned.line(field, t) == matched.line(field, t), (field, t)
+    counted = _text._PER_SPLIT + _text._PER_LEAF
+    assert scanned.counts(counted).tolist() == matched.counts(counted).tolist()
+    for field in _text._PARSED:
+        assert scanned.ints(field).tolist() == matched.ints(field).tolist(), field
+
+
+@pytest.mark.parametrize(
+    "sample", sorted(set(SAMPLES) - {"unfitted"} | {"single leaf", "categorical and linear"})
+)
+def test_the_numpy_tree_reader_reads_every_sample_as_the_grammar(sample: str) -> None:
+    scanned, matched = _readers(_reader_texts()[sample])
+    assert scanned is not None, "the numpy reader refused a model LightGBM wrote"
+    _same_reading(scanned, matched)
+
+
+def _edited(text: str, rng: np.random.Generator) -> str:
+    """One byte of one tree changed to a byte that matters to the layout, or such a byte
+    inserted, or one removed; tree_sizes made true so the edit reaches the tree readers."""
+    head, blocks, tail = _blocks(text)
+    t = int(rng.integers(len(blocks)))
+    block = blocks[t]
+    at = int(rng.integers(len(block)))
+    byte = str(rng.choice(list("\n -=0159a.T")))
+    kind = rng.integers(3)
+    if kind == 0:
+        block = block[:at] + byte + block[at + 1 :]
+    elif kind == 1:
+        block = block[:at] + byte + block[at:]
+    else:
+        block = block[:at] + block[at + 1 :]
+    blocks[t] = block
+    return _join(head, blocks, tail)
+
+
+@pytest.mark.parametrize(
+    "sample", ["regressor", "categorical", "single leaf", "categorical and linear"]
+)
+def test_edited_models_get_the_same_verdict_from_both_readers(
+    sample: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the numpy reader accepts, the grammar accepts with the same values; what it
+    refuses, the grammar reads (and names the broken rule): check() says the same with and
+    without it, on seeded edits."""
+    text = _reader_texts()[sample]
+    rng = np.random.default_rng(7)
+    scanned_edits = refused_edits = 0
+    for _ in range(300):
+        edited = _edited(text, rng)
+        fast, slow = _checked_both(edited, monkeypatch)
+        assert fast == slow, edited
+        refused_edits += type(fast) is str
+        try:
+            scanned, matched = _readers(edited)
+        except ValueError:  # the grammar refuses the trees (the same verdict, as above)
+            assert type(fast) is str
+            continue
+        if scanned is not None:
+            _same_reading(scanned, matched)
+            scanned_edits += 1
+    # Both occur: the comparison covers texts the numpy reader reads and texts refused.
+    assert scanned_edits >= 10 and refused_edits >= 10, (scanned_edits, refused_edits)
+
+
+def test_the_integer_parser_reads_what_the_grammar_allows() -> None:
+    """``_parse`` against Python's int() on random strings of the characters that matter:
+    the same integers, or None exactly when a token is not '-'? and 1 to 18 digits."""
+    from modelsafe._handlers.lightgbm import _text
+
+    rng = np.random.default_rng(3)
+    alphabet = list("-0123456789 \n") + ["00", "-1", " ", "7"] * 3
+    accepted = 0
+    for _ in range(3000):
+        body = "".join(rng.choice(alphabet, int(rng.integers(1, 12))))
+        buf = body if body.endswith(("\n", " ")) else body + "\n"
+        tokens = re.split(r"[ \n]", buf[:-1])
+        for signed in (True, False):
+            pattern = r"-?[0-9]{1,18}" if signed else r"[0-9]{1,18}"
+            want = (
+                [int(x) for x in tokens] if all(re.fullmatch(pattern, x) for x in tokens) else None
+            )
+            got = _text._parse(np.frombuffer(buf.encode(), dtype=np.uint8), signed=signed)
+            assert (None if got is None else got.tolist()) == want, (buf, signed)
+            accepted += want is not None
+    assert accepted > 300
+    long = np.frombuffer(b"1234567890123456789\n", dtype=np.uint8)  # 19 digits
+    assert _text._parse(long, signed=True) is None
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("Tree=0\n", "Tree=00000000000\n"),  # 11 digits, though worth 0
+        ("\nnum_cat=0\n", "\nnum_cat=-0\n"),
+        ("\nis_linear=0\n", "\nis_linear=00\n"),
+        ("\nsplit_feature=", "\nsplit_featur="),
+        ("\nshrinkage=", "\nshrinkage ="),
+    ],
+)
+def test_near_miss_lines_are_refused_by_both_readers(
+    old: str, new: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lines one character from the grammar, in the first tree: the same refusal either way."""
+    head, blocks, tail = _blocks(_reader_texts()["regressor"])
+    assert old in blocks[0]
+    blocks[0] = blocks[0].replace(old, new, 1)
+    fast, slow = _checked_both(_join(head, blocks, tail), monkeypatch)
+    assert fast == slow
+    assert fast == "ValueError: " + (
+        f"tree 0 (from {blocks[0].split(chr(10))[0][:40]!r}) does not have the lines of a "
+        f"LightGBM tree in the {len(blocks[0].encode())} characters tree_sizes gives it"
+    )
+
+
+def test_numbers_that_trade_places_between_lines_are_refused_by_both_readers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An empty ``Tree=`` and two numbers on ``num_leaves``: as many numbers as lines, but
+    not one a line. Both readers refuse it alike."""
+    head, blocks, tail = _blocks(_reader_texts()["regressor"])
+    leaves = re.search(r"^num_leaves=(\d+)$", blocks[0], re.M)[1]  # type: ignore[index]
+    blocks[0] = blocks[0].replace("Tree=0\n", "Tree=\n", 1)
+    blocks[0] = blocks[0].replace(f"\nnum_leaves={leaves}\n", f"\nnum_leaves=0 {leaves}\n", 1)
+    fast, slow = _checked_both(_join(head, blocks, tail), monkeypatch)
+    assert fast == slow and fast.startswith("ValueError: tree 0 (from 'Tree=') does not have")
+
+
+def test_lines_with_more_than_65535_values_are_counted_right() -> None:
+    """Spaces are summed in 16 bits only where no line is that long: a line of 70,000
+    values (which check() then finds too long for the tree) is counted exactly."""
+    head, blocks, tail = _blocks(_reader_texts()["regressor"])
+    blocks[0] = re.sub(
+        r"^split_gain=.*$", "split_gain=" + " ".join(["1"] * 70_000), blocks[0], count=1, flags=re.M
+    )
+    scanned, matched = _readers(_join(head, blocks, tail))
+    assert scanned is not None
+    _same_reading(scanned, matched)
+    assert scanned.counts(("split_gain",))[0, 0] == 70_000

@@ -9,14 +9,17 @@ writes (docs/handlers/boosting.md), and every tree the invariants prediction
 relies on; anything else is refused with a ``ValueError`` that names the tree,
 the line, the position and the broken rule.
 
-The trees, nearly all of a model, are matched one block per regular-expression
-match; their integer lines are parsed by numpy in one call per field, and the
-invariants are checked on all trees' nodes at once, so a 500-tree model takes a
-few milliseconds.
+The trees, nearly all of a model, are read for all trees at once with numpy
+(``_Scanned``: where each line starts, its key, the values' counts and the
+integers); a text this reader does not recognise is matched tree by tree against
+the grammar written as a regular expression (``_Matched``), which names the tree
+and the rule a crafted text breaks. The node invariants are then checked on all
+trees' nodes at once, so a 500-tree model takes a few milliseconds.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -134,7 +137,7 @@ def check(text: str, raw: bytes | bytearray | memoryview) -> Summary:
         if control.any():
             at = start + int(np.flatnonzero(control)[0])
             _fail(f"byte {at} is a control character ({u8[at]:#04x}); only newlines may appear")
-    return _Model(text).summary
+    return _Model(text, u8).summary
 
 
 _SCAN = 1 << 18
@@ -173,7 +176,7 @@ def _count(line: str) -> int:
 
 
 class _Model:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, u8: np.ndarray[Any, Any]) -> None:
         first = text.find("\nTree=") + 1
         if first == 0:
             _fail("the model has no trees")
@@ -184,7 +187,9 @@ class _Model:
         # The whole text is ASCII but for exotic feature names: then check the trees' part.
         if not text.isascii() and not text[first:end].isascii():
             _fail("the trees hold a non-ASCII character")
-        trees = _Trees(text, first, sizes, self.max_feature_idx)
+        at = first if text.isascii() else len(text[:first].encode())  # in bytes
+        lines = _Scanned.read(u8[at : at + end - first], sizes) or _Matched(text, first, sizes)
+        trees = _Trees(lines, self.max_feature_idx)
         n_trees = len(sizes)
         if n_trees % self.num_class:
             _fail(f"{n_trees} trees are not whole iterations of {self.num_class} trees")
@@ -323,14 +328,12 @@ def _pandas_categorical(text: str) -> Any:
     return value
 
 
-class _Trees:
-    """Every tree block, matched against the grammar, then checked on all nodes at once."""
+class _Matched:
+    """The trees matched block by block against the grammar (``_TREE``): the reader of the
+    texts ``_Scanned`` does not recognise, whose errors name the tree and the rule."""
 
-    def __init__(
-        self, text: str, pos: int, sizes: np.ndarray[Any, Any], max_feature_idx: int
-    ) -> None:
+    def __init__(self, text: str, pos: int, sizes: np.ndarray[Any, Any]) -> None:
         """The trees of ``text`` from ``pos`` on (matched in place: no copy of them)."""
-        self.max_feature_idx = max_feature_idx
         rows = []
         for t, size in enumerate(sizes.tolist()):
             match = _TREE.match(text, pos)
@@ -345,6 +348,19 @@ class _Trees:
         self.col = dict(zip(_FIELDS, zip(*rows, strict=True), strict=True))
         self.n = len(rows)
 
+    def numbers(self, field: str) -> np.ndarray[Any, Any]:
+        """One small integer per tree (``Tree=``, ``num_leaves``, ``num_cat``, ``is_linear``)."""
+        return np.array(self.col[field], dtype=np.int64)
+
+    def present(self, field: str) -> np.ndarray[Any, Any]:
+        """Whether each tree has the line (the categorical and linear lines are optional)."""
+        return np.array([line is not None for line in self.col[field]], dtype=bool)
+
+    def line(self, field: str, t: int) -> str | None:
+        """The values of one line of tree ``t``, None when the tree does not have it."""
+        line: str | None = self.col[field][t]
+        return line
+
     def ints(self, field: str) -> np.ndarray[Any, Any]:
         """All trees' integers of one line, concatenated."""
         lines = [line for line in self.col[field] if line]
@@ -358,6 +374,222 @@ class _Trees:
         filled = np.fromiter(map(bool, lines), dtype=np.int64, count=total)
         return (spaces + filled).reshape(len(fields), self.n)
 
+
+# A tree's lines: the fields of _FIELDS in order, the optional groups present or not, and
+# the two empty lines after shrinkage. The line count tells the layout (19, 21, 23, 25).
+_KEYS = {field: field for field in _FIELDS} | {"index": "Tree"}
+_CAT_LINES = ("cat_boundaries", "cat_threshold")
+_LINEAR_LINES = ("leaf_const", "num_features", "leaf_features", "leaf_coeff")
+_LAYOUTS = {
+    len(layout) + 2: layout
+    for layout in (
+        _FIELDS[:15] + cat + ("is_linear",) + linear + ("shrinkage",)
+        for cat in ((), _CAT_LINES)
+        for linear in ((), _LINEAR_LINES)
+    )
+}
+_SMALL = ("index", "num_leaves", "num_cat")  # [0-9]{1,10}
+_PARSED = ("split_feature", "decision_type", "left_child", "right_child")  # values used
+# [-0-9 ]*: only the characters are checked here (counts and values where needed later).
+_INT_LINES = (
+    "leaf_count",
+    "internal_count",
+    "cat_boundaries",
+    "cat_threshold",
+    "num_features",
+    "leaf_features",
+)
+_POWERS = 10 ** np.arange(19, dtype=np.int64)
+
+
+@functools.cache
+def _layout_keys(layout: tuple[str, ...]) -> tuple[np.ndarray[Any, Any], ...]:
+    """For a tree layout: the fields' rows in ``_FIELDS``; the keys ('name=') as one byte
+    string, with each byte's line and offset in it; each key's size."""
+    keys = [f"{_KEYS[field]}=".encode() for field in layout]
+    return (
+        np.array([_FIELDS.index(field) for field in layout]),
+        np.frombuffer(b"".join(keys), dtype=np.uint8),
+        np.concatenate([np.full(len(k), j) for j, k in enumerate(keys)]),
+        np.concatenate([np.arange(len(k)) for k in keys]),
+        np.array([len(k) for k in keys]),
+    )
+
+
+class _Scanned:
+    """The trees read for all trees at once: where every line starts and ends, each line's
+    key, the values' counts (spaces per line) and the integers, with numpy.
+
+    ``read`` gives None for anything it does not recognise, and ``_Matched`` reads that
+    text instead: whatever this reader accepts, the grammar accepts too, with the same
+    values (a test compares them on seeded edits).
+    """
+
+    def __init__(
+        self,
+        seg: np.ndarray[Any, Any],
+        at: np.ndarray[Any, Any],
+        begin: np.ndarray[Any, Any],
+        end: np.ndarray[Any, Any],
+        spaces: np.ndarray[Any, Any],
+    ) -> None:
+        self.seg, self.at, self.begin, self.end, self.spaces = seg, at, begin, end, spaces
+        self.n = at.shape[1]
+        self.values: dict[str, np.ndarray[Any, Any]] = {}
+
+    @classmethod
+    def read(cls, seg: np.ndarray[Any, Any], sizes: np.ndarray[Any, Any]) -> _Scanned | None:
+        """The trees in ``seg`` (their bytes: ASCII without control characters but
+        newlines, ``sizes.sum()`` long), or None."""
+        ends = np.flatnonzero(seg == 10)  # every line's newline
+        if not len(ends) or ends[-1] != len(seg) - 1:
+            return None
+        starts = np.empty_like(ends)
+        starts[0] = 0
+        starts[1:] = ends[:-1] + 1
+        first = np.searchsorted(starts, np.cumsum(sizes) - sizes)  # each tree's first line
+        if first[-1] >= len(starts) or (starts[first] != np.cumsum(sizes) - sizes).any():
+            return None
+        lines = np.diff(first, append=len(starts))
+        at = np.full((len(_FIELDS), len(sizes)), -1, dtype=np.int64)  # line of field, tree
+        begin = np.full(at.shape, -1, dtype=np.int64)  # where its values start
+        end = np.full(at.shape, -1, dtype=np.int64)  # and end (its newline)
+        for count in np.unique(lines).tolist():
+            layout = _LAYOUTS.get(count)
+            if layout is None:
+                return None
+            rows, keys, line_of, offset, size = _layout_keys(layout)
+            trees = np.flatnonzero(lines == count)
+            block = first[trees, None] + np.arange(count)
+            if (starts[block[:, -2:]] != ends[block[:, -2:]]).any():  # the two empty lines
+                return None
+            # Every line's key, for all these trees in one gather (a short line meets its
+            # newline, or the last one, where the key has a letter or '=').
+            where = np.minimum(starts[block[:, line_of]] + offset, len(seg) - 1)
+            if (seg[where] != keys).any():
+                return None
+            keyed = block[:, : len(layout)].T
+            at[rows[:, None], trees] = keyed
+            begin[rows[:, None], trees] = starts[keyed] + size[:, None]
+            end[rows[:, None], trees] = ends[keyed]
+        # Spaces per line; 16 bits suffice where no line reaches 2**16 bytes.
+        longest = int((ends - starts).max())
+        spaces = np.add.reduceat(
+            (seg == 32).view(np.uint8), starts, dtype=np.uint16 if longest < 1 << 16 else np.int64
+        ).astype(np.int64)
+        self = cls(seg, at, begin, end, spaces)
+        return self if self._values() else None
+
+    def _values(self) -> bool:
+        """Parse the small numbers and the used integer lines; check the other integer
+        lines' characters. False where any of it differs from the grammar."""
+        numbers = _parse(self._gather(_SMALL), signed=False)
+        # One number a line, of 1 to 10 digits.
+        if numbers is None or (self.counts(_SMALL) != 1).any() or (self.width(_SMALL) > 10).any():
+            return False
+        for i, field in enumerate(_SMALL):
+            self.values[field] = numbers[i * self.n : (i + 1) * self.n]
+        row = _FIELDS.index("is_linear")
+        flag = self.seg[self.begin[row]]
+        if (self.width(("is_linear",)) != 1).any() or ((flag != 48) & (flag != 49)).any():
+            return False
+        self.values["is_linear"] = flag.astype(np.int64) - 48
+        used = _parse(self._gather(_PARSED), signed=True)
+        if used is None:
+            return False
+        totals = self.counts(_PARSED).sum(axis=1)
+        if len(used) != totals.sum():
+            return False
+        for field, values in zip(_PARSED, np.split(used, np.cumsum(totals)[:-1]), strict=True):
+            self.values[field] = values
+        other = self._gather(_INT_LINES)
+        digit = (other - np.uint8(48)) < 10
+        return bool((digit | (other == 32) | (other == 45) | (other == 10)).all())
+
+    def width(self, fields: tuple[str, ...]) -> np.ndarray[Any, Any]:
+        """Characters of each field's line (rows) in each tree (columns)."""
+        rows = [_FIELDS.index(field) for field in fields]
+        width: np.ndarray[Any, Any] = self.end[rows] - self.begin[rows]
+        return width
+
+    def _gather(self, fields: tuple[str, ...]) -> np.ndarray[Any, Any]:
+        """The values of the fields' non-empty lines (field by field, tree by tree), each
+        with its newline."""
+        rows = [_FIELDS.index(field) for field in fields]
+        begin, end = self.begin[rows].ravel(), self.end[rows].ravel()
+        keep = end > begin  # absent lines (-1, -1) and empty ones
+        begin, size = begin[keep], end[keep] - begin[keep] + 1
+        offsets = np.cumsum(size) - size
+        index = np.repeat(begin - offsets, size) + np.arange(int(size.sum()))
+        gathered: np.ndarray[Any, Any] = self.seg[index]
+        return gathered
+
+    def numbers(self, field: str) -> np.ndarray[Any, Any]:
+        return self.values[field]
+
+    def present(self, field: str) -> np.ndarray[Any, Any]:
+        present: np.ndarray[Any, Any] = self.at[_FIELDS.index(field)] >= 0
+        return present
+
+    def line(self, field: str, t: int) -> str | None:
+        i = _FIELDS.index(field)
+        if self.at[i, t] < 0:
+            return None
+        return self.seg[self.begin[i, t] : self.end[i, t]].tobytes().decode("ascii")
+
+    def ints(self, field: str) -> np.ndarray[Any, Any]:
+        return self.values[field]
+
+    def counts(self, fields: tuple[str, ...]) -> np.ndarray[Any, Any]:
+        """Values per line of each field (rows) in each tree (columns); fields every
+        layout has."""
+        rows = [_FIELDS.index(field) for field in fields]
+        count: np.ndarray[Any, Any] = self.spaces[self.at[rows]] + (
+            self.end[rows] > self.begin[rows]
+        )
+        return count
+
+
+def _parse(buf: np.ndarray[Any, Any], *, signed: bool) -> np.ndarray[Any, Any] | None:
+    """The integers of ``buf``: decimal tokens (an optional '-' when ``signed``, then 1 to
+    18 digits) each followed by one space or newline; None for anything else."""
+    if not len(buf):
+        return np.zeros(0, dtype=np.int64)
+    digit = buf - np.uint8(48)
+    stop = np.flatnonzero(buf <= 32)  # after each token: a space or newline (no controls)
+    if not len(stop) or stop[-1] != len(buf) - 1:
+        return None
+    start = np.empty_like(stop)
+    start[0] = 0
+    start[1:] = stop[:-1] + 1
+    minus = buf[np.minimum(start, len(buf) - 1)] == 45
+    if not signed and minus.any():
+        return None
+    size = stop - start - minus
+    if size.min() < 1 or size.max() > 18:
+        return None
+    # Every other byte is a digit: the separators and the leading minus signs are all.
+    if np.count_nonzero(digit >= 10) != len(stop) + np.count_nonzero(minus):
+        return None
+    value = digit[stop - 1].astype(np.int64)
+    for k in range(1, int(size.max())):
+        value += np.where(size > k, digit[np.maximum(stop - 1 - k, 0)], 0) * _POWERS[k]
+    parsed: np.ndarray[Any, Any] = np.where(minus, -value, value)
+    return parsed
+
+
+class _Trees:
+    """The trees' node invariants, checked on all trees' nodes at once."""
+
+    def __init__(self, lines: _Matched | _Scanned, max_feature_idx: int) -> None:
+        self.lines = lines
+        self.n = lines.n
+        self.max_feature_idx = max_feature_idx
+
+    def text(self, field: str, t: int) -> str:
+        """A line of tree ``t`` that the layout checks have shown present."""
+        return self.lines.line(field, t) or ""
+
     def _first(self, bad: np.ndarray[Any, Any], message: Callable[[int], str]) -> None:
         hits = np.flatnonzero(bad)
         if hits.size:
@@ -365,13 +597,13 @@ class _Trees:
 
     def check(self) -> None:
         n = self.n
-        index = np.array(self.col["index"], dtype=np.int64)
+        index = self.lines.numbers("index")
         self._first(index != np.arange(n), lambda t: f"tree {t} is headed 'Tree={index[t]}'")
-        leaves = np.array(self.col["num_leaves"], dtype=np.int64)
+        leaves = self.lines.numbers("num_leaves")
         self._first(leaves < 1, lambda t: f"tree {t}: num_leaves = 0, a tree has a leaf")
-        for field, have in zip(_PER_SPLIT, self.counts(_PER_SPLIT), strict=True):
+        for field, have in zip(_PER_SPLIT, self.lines.counts(_PER_SPLIT), strict=True):
             self._length(field, have, leaves - 1, have != leaves - 1, "num_leaves - 1")
-        for field, have in zip(_PER_LEAF, self.counts(_PER_LEAF), strict=True):
+        for field, have in zip(_PER_LEAF, self.lines.counts(_PER_LEAF), strict=True):
             # A single-leaf tree may omit its leaf statistics; LightGBM does not read them.
             ok = (have == leaves) | ((leaves == 1) & (have == 0) & (field != "leaf_value"))
             self._length(field, have, leaves, ~ok, "num_leaves")
@@ -407,8 +639,9 @@ class _Trees:
             _fail(f"tree {self.tree_of[i]}: {message(int(self.local[i]), i)}")
 
     def _nodes(self) -> None:
-        feature, dtype = self.ints("split_feature"), self.ints("decision_type")
-        left, right = self.ints("left_child"), self.ints("right_child")
+        ints = self.lines.ints
+        feature, dtype = ints("split_feature"), ints("decision_type")
+        left, right = ints("left_child"), ints("right_child")
         local, splits = self.local, self.splits[self.tree_of]
         leaves = self.leaves[self.tree_of]
         top = self.max_feature_idx
@@ -484,8 +717,8 @@ class _Trees:
             _fail(f"tree {t}: leaf {leaf} is the child of {refs[k]} nodes; {rule}")
 
     def _categorical(self) -> None:
-        num_cat = np.array(self.col["num_cat"], dtype=np.int64)
-        present = np.array([line is not None for line in self.col["cat_boundaries"]])
+        num_cat = self.lines.numbers("num_cat")
+        present = self.lines.present("cat_boundaries")
         self._first(
             present != (num_cat > 0),
             lambda t: (
@@ -506,8 +739,8 @@ class _Trees:
 
     def _categorical_tree(self, t: int, num_cat: int, is_cat: np.ndarray[Any, Any]) -> None:
         where = f"tree {t}"
-        bounds = _ints(self.col["cat_boundaries"][t], f"{where}: cat_boundaries")
-        bits = _ints(self.col["cat_threshold"][t], f"{where}: cat_threshold")
+        bounds = _ints(self.text("cat_boundaries", t), f"{where}: cat_boundaries")
+        bits = _ints(self.text("cat_threshold", t), f"{where}: cat_threshold")
         if len(bounds) != num_cat + 1 or bounds[0] != 0 or bounds[-1] != len(bits):
             _fail(
                 f"{where}: cat_boundaries must be num_cat + 1 = {num_cat + 1} offsets from 0 "
@@ -517,7 +750,7 @@ class _Trees:
             _fail(f"{where}: cat_boundaries must not decrease")
         if ((bits < 0) | (bits > 0xFFFFFFFF)).any():
             _fail(f"{where}: cat_threshold holds a value outside 32 bits")
-        tokens = (self.col["threshold"][t] or "").split(" ")
+        tokens = self.text("threshold", t).split(" ")
         used = []
         for j in np.flatnonzero(is_cat).tolist():
             token = tokens[j]
@@ -531,8 +764,8 @@ class _Trees:
             _fail(f"{where}: each of the {num_cat} category sets belongs to exactly one split")
 
     def _linear(self) -> None:
-        linear = np.array([flag == "1" for flag in self.col["is_linear"]])
-        present = np.array([line is not None for line in self.col["leaf_const"]])
+        linear = self.lines.numbers("is_linear") == 1
+        present = self.lines.present("leaf_const")
         self._first(
             present != linear,
             lambda t: (
@@ -544,11 +777,11 @@ class _Trees:
         for t in np.flatnonzero(linear).tolist():
             where = f"tree {t}"
             leaves = int(self.leaves[t])
-            if _count(self.col["leaf_const"][t]) != leaves:
+            if _count(self.text("leaf_const", t)) != leaves:
                 _fail(f"{where}: leaf_const must have num_leaves = {leaves} values")
-            per_leaf = _ints(self.col["num_features"][t], f"{where}: num_features")
-            features = _ints(self.col["leaf_features"][t], f"{where}: leaf_features", False)
-            coeffs = self.col["leaf_coeff"][t].split()
+            per_leaf = _ints(self.text("num_features", t), f"{where}: num_features")
+            features = _ints(self.text("leaf_features", t), f"{where}: leaf_features", False)
+            coeffs = self.text("leaf_coeff", t).split()
             if len(per_leaf) != leaves or (per_leaf < 0).any():
                 _fail(f"{where}: num_features must be {leaves} counts")
             total = int(per_leaf.sum())
