@@ -805,3 +805,22 @@ def test_lines_with_more_than_65535_values_are_counted_right() -> None:
     assert scanned is not None
     _same_reading(scanned, matched)
     assert scanned.counts(("split_gain",))[0, 0] == 70_000
+
+
+def test_spaces_are_counted_per_line_across_the_scan_slices() -> None:
+    """``_spaces`` sums a run of lines at a time: lines that straddle a run's edge, empty
+    lines and lines longer than a run are counted as Python counts them."""
+    from modelsafe._handlers.lightgbm import _text
+
+    rng = np.random.default_rng(5)
+    lines = []
+    for _ in range(4000):
+        n = int(rng.choice([0, 3, 40, 400, 150_000], p=[0.1, 0.4, 0.3, 0.197, 0.003]))
+        lines.append("".join(rng.choice(list("ab  "), n)))
+    data = ("\n".join(lines) + "\n").encode()
+    assert len(data) > 3 * _text._SCAN and max(map(len, lines)) >= 1 << 16
+    seg = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(seg == 10)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    counted = _text._spaces(seg, starts, ends)
+    assert counted.tolist() == [line.count(" ") for line in lines]

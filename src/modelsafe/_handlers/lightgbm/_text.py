@@ -188,7 +188,10 @@ class _Model:
         if not text.isascii() and not text[first:end].isascii():
             _fail("the trees hold a non-ASCII character")
         at = first if text.isascii() else len(text[:first].encode())  # in bytes
-        lines = _Scanned.read(u8[at : at + end - first], sizes) or _Matched(text, first, sizes)
+        scanned = (
+            _Scanned.read(u8[at : at + end - first], sizes) if end - first < _MAX_SCANNED else None
+        )
+        lines = scanned or _Matched(text, first, sizes)
         trees = _Trees(lines, self.max_feature_idx)
         n_trees = len(sizes)
         if n_trees % self.num_class:
@@ -400,6 +403,8 @@ _INT_LINES = (
     "leaf_features",
 )
 _POWERS = 10 ** np.arange(19, dtype=np.int64)
+_POS = np.int32  # positions in the trees' bytes: the numpy reader reads less than 2 GiB
+_MAX_SCANNED = 1 << 31
 
 
 @functools.cache
@@ -411,7 +416,7 @@ def _layout_keys(layout: tuple[str, ...]) -> tuple[np.ndarray[Any, Any], ...]:
         np.array([_FIELDS.index(field) for field in layout]),
         np.frombuffer(b"".join(keys), dtype=np.uint8),
         np.concatenate([np.full(len(k), j) for j, k in enumerate(keys)]),
-        np.concatenate([np.arange(len(k)) for k in keys]),
+        np.concatenate([np.arange(len(k), dtype=_POS) for k in keys]),
         np.array([len(k) for k in keys]),
     )
 
@@ -441,7 +446,9 @@ class _Scanned:
     def read(cls, seg: np.ndarray[Any, Any], sizes: np.ndarray[Any, Any]) -> _Scanned | None:
         """The trees in ``seg`` (their bytes: ASCII without control characters but
         newlines, ``sizes.sum()`` long), or None."""
-        ends = np.flatnonzero(seg == 10)  # every line's newline
+        ends = np.concatenate(  # every line's newline (a slice at a time: little scratch)
+            [np.flatnonzero(seg[i : i + _SCAN] == 10) + i for i in range(0, len(seg), _SCAN)]
+        )
         if not len(ends) or ends[-1] != len(seg) - 1:
             return None
         starts = np.empty_like(ends)
@@ -465,19 +472,14 @@ class _Scanned:
                 return None
             # Every line's key, for all these trees in one gather (a short line meets its
             # newline, or the last one, where the key has a letter or '=').
-            where = np.minimum(starts[block[:, line_of]] + offset, len(seg) - 1)
+            where = np.minimum(starts[block[:, line_of]].astype(_POS) + offset, len(seg) - 1)
             if (seg[where] != keys).any():
                 return None
             keyed = block[:, : len(layout)].T
             at[rows[:, None], trees] = keyed
             begin[rows[:, None], trees] = starts[keyed] + size[:, None]
             end[rows[:, None], trees] = ends[keyed]
-        # Spaces per line; 16 bits suffice where no line reaches 2**16 bytes.
-        longest = int((ends - starts).max())
-        spaces = np.add.reduceat(
-            (seg == 32).view(np.uint8), starts, dtype=np.uint16 if longest < 1 << 16 else np.int64
-        ).astype(np.int64)
-        self = cls(seg, at, begin, end, spaces)
+        self = cls(seg, at, begin, end, _spaces(seg, starts, ends))
         return self if self._values() else None
 
     def _values(self) -> bool:
@@ -519,9 +521,12 @@ class _Scanned:
         begin, end = self.begin[rows].ravel(), self.end[rows].ravel()
         keep = end > begin  # absent lines (-1, -1) and empty ones
         begin, size = begin[keep], end[keep] - begin[keep] + 1
-        offsets = np.cumsum(size) - size
-        index = np.repeat(begin - offsets, size) + np.arange(int(size.sum()))
-        gathered: np.ndarray[Any, Any] = self.seg[index]
+        # Positions: +1 from byte to byte, a jump from each line's end to the next's start.
+        index = np.ones(int(size.sum()), dtype=_POS)
+        if len(begin):
+            index[0] = begin[0]
+            index[np.cumsum(size[:-1])] = begin[1:] - (begin[:-1] + size[:-1] - 1)
+        gathered: np.ndarray[Any, Any] = self.seg[np.cumsum(index, out=index)]
         return gathered
 
     def numbers(self, field: str) -> np.ndarray[Any, Any]:
@@ -552,30 +557,51 @@ class _Scanned:
 
 def _parse(buf: np.ndarray[Any, Any], *, signed: bool) -> np.ndarray[Any, Any] | None:
     """The integers of ``buf``: decimal tokens (an optional '-' when ``signed``, then 1 to
-    18 digits) each followed by one space or newline; None for anything else."""
+    18 digits) each followed by one space or newline; None for anything else. ``buf``
+    holds no control character but newlines."""
     if not len(buf):
         return np.zeros(0, dtype=np.int64)
-    digit = buf - np.uint8(48)
-    stop = np.flatnonzero(buf <= 32)  # after each token: a space or newline (no controls)
+    stop = np.flatnonzero(buf <= 32).astype(_POS)  # after each token: a space or newline
     if not len(stop) or stop[-1] != len(buf) - 1:
         return None
-    start = np.empty_like(stop)
-    start[0] = 0
-    start[1:] = stop[:-1] + 1
-    minus = buf[np.minimum(start, len(buf) - 1)] == 45
+    size = np.empty_like(stop)  # the token's characters
+    size[0] = stop[0]
+    np.subtract(stop[1:], stop[:-1] + 1, out=size[1:])
+    minus = buf[stop - size] == 45
     if not signed and minus.any():
         return None
-    size = stop - start - minus
+    size -= minus  # its digits
     if size.min() < 1 or size.max() > 18:
         return None
+    digit = buf - np.uint8(48)
     # Every other byte is a digit: the separators and the leading minus signs are all.
     if np.count_nonzero(digit >= 10) != len(stop) + np.count_nonzero(minus):
         return None
-    value = digit[stop - 1].astype(np.int64)
+    stop -= 1  # the last digit
+    value = digit[stop].astype(np.int64)
     for k in range(1, int(size.max())):
-        value += np.where(size > k, digit[np.maximum(stop - 1 - k, 0)], 0) * _POWERS[k]
-    parsed: np.ndarray[Any, Any] = np.where(minus, -value, value)
-    return parsed
+        stop -= 1
+        value += np.where(size > k, digit[np.maximum(stop, 0)], 0) * _POWERS[k]
+    np.negative(value, out=value, where=minus)
+    return value
+
+
+def _spaces(
+    seg: np.ndarray[Any, Any], starts: np.ndarray[Any, Any], ends: np.ndarray[Any, Any]
+) -> np.ndarray[Any, Any]:
+    """Spaces in each line, summed a run of lines of about ``_SCAN`` bytes at a time (little
+    scratch memory), in 16 bits where no line of the run reaches 2**16 bytes."""
+    spaces = np.empty(len(starts), dtype=np.int64)
+    cuts = np.unique(np.searchsorted(starts, np.arange(0, len(seg), _SCAN)))
+    for a, b in zip(cuts.tolist(), [*cuts[1:].tolist(), len(starts)], strict=True):
+        lo, hi = int(starts[a]), int(ends[b - 1]) + 1
+        wide = int((ends[a:b] - starts[a:b]).max()) >= 1 << 16
+        spaces[a:b] = np.add.reduceat(
+            (seg[lo:hi] == 32).view(np.uint8),
+            starts[a:b] - lo,
+            dtype=np.int64 if wide else np.uint16,
+        )
+    return spaces
 
 
 class _Trees:
