@@ -454,8 +454,9 @@ class _Scanned:
         starts = np.empty_like(ends)
         starts[0] = 0
         starts[1:] = ends[:-1] + 1
-        first = np.searchsorted(starts, np.cumsum(sizes) - sizes)  # each tree's first line
-        if first[-1] >= len(starts) or (starts[first] != np.cumsum(sizes) - sizes).any():
+        tree_starts = np.cumsum(sizes) - sizes
+        first = np.searchsorted(starts, tree_starts)  # each tree's first line
+        if first[-1] >= len(starts) or (starts[first] != tree_starts).any():
             return None
         lines = np.diff(first, append=len(starts))
         at = np.full((len(_FIELDS), len(sizes)), -1, dtype=np.int64)  # line of field, tree
