@@ -28,6 +28,7 @@ class Builder:
         audit: Audit,
         *,
         copy: bool,
+        mapped: bool = False,
         source: str = "the file",
     ) -> None:
         self.views = views
@@ -35,6 +36,7 @@ class Builder:
         self.pure = audit.pure
         self.specs = audit.specs
         self.copy = copy  # arrays must not alias the caller's memory (loads)
+        self.mapped = mapped and not copy  # arrays are views of a memory-mapped file
         self.table = audit.table
         self.groups = audit.groups
         self.prepared: dict[str, Any] = {}  # a handler's work on a whole group, done once
@@ -52,6 +54,23 @@ class Builder:
         if arr is None:
             arr = self._u8[index] = np.frombuffer(self.views[index], dtype=np.uint8)
         return arr
+
+    def private(self, arr: Any) -> Any:
+        """``arr`` in this process's own memory: a copy when it views a mapped file.
+
+        For the arrays that compiled code indexes with their values (tree nodes, index
+        arrays), which are checked on the copy: a file rewritten in place while the
+        object lives (``cp other.msafe model.msafe``, a sync tool) changes the pages of
+        its map, and must not change arrays whose checks have passed.
+        """
+        if not self.mapped or type(arr) is not np.ndarray:
+            return arr
+        if arr.flags.c_contiguous:  # the bytes, padding included: re-saving stays exact
+            return np.frombuffer(bytearray(arr.data), dtype=arr.dtype).reshape(arr.shape)
+        if arr.flags.f_contiguous:
+            t = arr.T
+            return np.frombuffer(bytearray(t.data), dtype=t.dtype).reshape(t.shape).T
+        return arr.copy()
 
     def register(self, node: dict[str, Any], obj: Any) -> None:
         mid = node.get("id")
@@ -228,6 +247,8 @@ def _b_instance(b: Builder, node: dict[str, Any]) -> Any:
         if check is not None and check.state is not None:
             # A validated class gets no state it has not seen; no state at all is a state.
             state = b.build(node["state"]) if "state" in node else None
+            if check.private is not None and state is not None:
+                state = check.private(state, b.private)
             _validate(b, name, check.state, obj, state)
             if "state" in node:
                 _set_state(obj, state)
@@ -291,6 +312,8 @@ def _b_objs(b: Builder, node: dict[str, Any]) -> Any:
                     state[k] = build(x) if tx is list or tx is dict else x
         for obj, state in zip(objs, states, strict=True):
             if check is not None and check.state is not None:
+                if check.private is not None:
+                    state = check.private(state, b.private)
                 _validate(b, name, check.state, obj, state)
             _set_state(obj, state)
     except ModelSafeError:

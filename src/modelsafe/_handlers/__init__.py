@@ -82,10 +82,16 @@ class Validator:
     the file gives none. Either raises ``ValueError`` or ``TypeError`` naming the
     broken invariant, which the loader reports as a
     :class:`~modelsafe.errors.FormatError` naming the class.
+
+    ``private(state, own)`` runs before ``state`` and returns the state with each array
+    that compiled code indexes by its values replaced by ``own(array)``, a copy in the
+    process's memory when the array views a mapped file: the checks then hold for as
+    long as the object lives, whatever happens to the file.
     """
 
     args: Callable[[list[Any], dict[str, Any]], None] | None = None
     state: Callable[[Any, Any], None] | None = None
+    private: Callable[[Any, Callable[[Any], Any]], Any] | None = None
 
 
 def _load_entry_points() -> None:

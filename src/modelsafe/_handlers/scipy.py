@@ -387,9 +387,16 @@ def _build(b: Any, node: dict[str, Any]) -> Any:
     fmt, kind = node["format"], node["kind"]
     shape = tuple(node["shape"])
     name = f"scipy.sparse.{fmt}_{kind}"
-    parts = {k: b.build(node[k]) for k in _ARRAYS[fmt] if k != "coords"}
+    # scipy's compiled code reads with the index members' values (all but data): they
+    # are checked, and kept, in this process's own memory (Builder.private)
+    own = b.private
+    parts = {
+        k: b.build(node[k]) if k == "data" else own(b.build(node[k]))
+        for k in _ARRAYS[fmt]
+        if k != "coords"
+    }
     if "coords" in node:
-        parts["coords"] = [b.build(c) for c in node["coords"]]
+        parts["coords"] = [own(b.build(c)) for c in node["coords"]]
     flags = {f: node[f] for f in _FLAGS.get(fmt, {}) if f in node}
     import scipy.sparse
 

@@ -171,11 +171,14 @@ def column(b: Any, node: Any, name: str, what: str) -> Any:
 
 
 def int_array(b: Any, node: Any, name: str, what: str) -> np.ndarray[Any, Any]:
-    """Build a child that must be a 1-D numpy array of signed integers."""
+    """Build a child that must be a 1-D numpy array of signed integers (codes, indices:
+    pandas' compiled code reads with their values, so they are checked and kept in this
+    process's own memory, ``Builder.private``)."""
     x = column(b, node, name, what)
     if not isinstance(x, np.ndarray) or x.dtype.kind != "i":
         invalid(b, name, f"{what} must be a signed integer array, not {x.dtype}")
-    return x
+    own: np.ndarray[Any, Any] = b.private(x)
+    return own
 
 
 def index_child(b: Any, node: Any, name: str, what: str) -> Any:

@@ -62,15 +62,21 @@ TAGS: dict[str, Tag] = {
 def _validators() -> dict[str, Validator]:
     out: dict[str, Validator] = {
         "sklearn.tree._tree.Tree": Validator(args=_tree.tree_args, state=_tree.tree_state),
-        f"{_HGB}.predictor.TreePredictor": Validator(state=_hgb.predictor_state),
+        f"{_HGB}.predictor.TreePredictor": Validator(
+            state=_hgb.predictor_state, private=_hgb.private_nodes
+        ),
         f"{_HGB}.binning._BinMapper": Validator(state=_hgb.bin_mapper_state),
         f"{_HGB}.gradient_boosting.HistGradientBoostingClassifier": Validator(state=_hgb.hgb_state),
         f"{_HGB}.gradient_boosting.HistGradientBoostingRegressor": Validator(state=_hgb.hgb_state),
         "sklearn.neighbors._kd_tree.newObj": Validator(
-            args=_neighbors.new_tree_args, state=_neighbors.new_state
+            args=_neighbors.new_tree_args,
+            state=_neighbors.new_state,
+            private=_neighbors.private_tree,
         ),
         "sklearn.neighbors._ball_tree.newObj": Validator(
-            args=_neighbors.new_tree_args, state=_neighbors.new_state
+            args=_neighbors.new_tree_args,
+            state=_neighbors.new_state,
+            private=_neighbors.private_tree,
         ),
         f"{_METRICS}.newObj": Validator(
             args=_neighbors.new_metric_args, state=_neighbors.new_state
@@ -80,9 +86,13 @@ def _validators() -> dict[str, Validator]:
     # The classes themselves, for a file that makes them with ``obj`` (``__new__``), which
     # a caller can allow by trusting the name.
     for name in _neighbors.KD_TREES:
-        out[f"sklearn.neighbors._kd_tree.{name}"] = Validator(state=_neighbors.tree_state)
+        out[f"sklearn.neighbors._kd_tree.{name}"] = Validator(
+            state=_neighbors.tree_state, private=_neighbors.private_tree
+        )
     for name in _neighbors.BALL_TREES:
-        out[f"sklearn.neighbors._ball_tree.{name}"] = Validator(state=_neighbors.tree_state)
+        out[f"sklearn.neighbors._ball_tree.{name}"] = Validator(
+            state=_neighbors.tree_state, private=_neighbors.private_tree
+        )
     for name in METRIC_CLASSES:
         out[f"{_METRICS}.{name}"] = Validator(state=_neighbors.metric_state)
     for name in _estimators.TREE_ESTIMATORS:

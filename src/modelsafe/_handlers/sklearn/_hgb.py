@@ -10,6 +10,7 @@ the same way by ``_binning.pyx`` (``transform``, continued training).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,14 @@ def _bitsets(name: str, x: Any) -> np.ndarray[Any, Any]:
     if bits.shape[1] != _BITSET_WORDS:
         raise ValueError(f"{name} has shape {bits.shape}, expected (n, {_BITSET_WORDS})")
     return bits
+
+
+def private_nodes(state: Any, own: Callable[[Any], Any]) -> Any:
+    """A TreePredictor's state with its node records in the process's own memory
+    (``Validator.private``): prediction follows their child and bitset indices."""
+    if type(state) is dict and "nodes" in state:
+        return {**state, "nodes": own(state["nodes"])}
+    return state
 
 
 def predictor_state(obj: Any, state: Any) -> None:
@@ -349,7 +358,7 @@ def build_predictors(b: Any, node: dict[str, Any]) -> list[list[Any]]:
                 f"nodes must be uint8 records of {LAYOUT.itemsize} bytes, as many as the "
                 f"{total} nodes of the predictors' sizes, not {raw.dtype} of shape {raw.shape}"
             )
-        records = np.ascontiguousarray(raw).view(LAYOUT).reshape(total)
+        records = np.ascontiguousarray(b.private(raw)).view(LAYOUT).reshape(total)
         if "bits" in node:
             bits = node["bits"]
             binned = _native(_bitsets("binned", b.build(node["binned"])))
@@ -471,7 +480,7 @@ def _predictor_arrays(b: Any, node: dict[str, Any]) -> tuple[Any, Any, Any, Any]
     else:
         binned = np.zeros((0, _BITSET_WORDS), dtype=np.uint32)
         raw_bits = np.zeros((0, _BITSET_WORDS), dtype=np.uint32)
-    return predictor_class, np.ascontiguousarray(raw), binned, raw_bits
+    return predictor_class, np.ascontiguousarray(b.private(raw)), binned, raw_bits
 
 
 @functools.cache

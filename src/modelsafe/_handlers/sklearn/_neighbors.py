@@ -11,6 +11,7 @@ input against ``data.shape[1]``, so the state must agree with that width.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -97,6 +98,14 @@ def metric_size(metric: Any) -> int | None:
 
 
 # -- trees ---------------------------------------------------------------------------------
+
+
+def private_tree(state: Any, own: Callable[[Any], Any]) -> Any:
+    """A KD/ball tree's state (``Validator.private``) with idx_array and node_data in the
+    process's own memory: queries index the data and idx_array with their values."""
+    if type(state) is tuple and len(state) == 13:
+        return (state[0], own(state[1]), own(state[2]), *state[3:])
+    return state
 
 
 def tree_state(tree: Any, state: Any) -> None:
