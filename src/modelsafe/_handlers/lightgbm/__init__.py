@@ -89,6 +89,10 @@ def _build_booster(b: Any, node: dict[str, Any]) -> Any:
     from ...errors import FormatError
 
     raw = b.buffer(node["model"])
+    if b.mapped:
+        # One copy that both the check and LightGBM read: a file rewritten in place during
+        # the load must not show the check other bytes than the text LightGBM parses.
+        raw = bytes(raw)
     try:
         text = str(raw, "utf-8")
         summary = check(text, raw)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import Tag, Validator
-from . import _estimators, _hgb, _losses, _neighbors, _tree
+from . import _checks, _estimators, _hgb, _losses, _neighbors, _tree
 
 _HGB = "sklearn.ensemble._hist_gradient_boosting"
 _METRICS = "sklearn.metrics._dist_metrics"
@@ -61,11 +61,15 @@ TAGS: dict[str, Tag] = {
 
 def _validators() -> dict[str, Validator]:
     out: dict[str, Validator] = {
-        "sklearn.tree._tree.Tree": Validator(args=_tree.tree_args, state=_tree.tree_state),
-        f"{_HGB}.predictor.TreePredictor": Validator(
-            state=_hgb.predictor_state, private=_hgb.private_nodes
+        "sklearn.tree._tree.Tree": Validator(
+            args=_tree.tree_args, state=_tree.tree_state, private=_checks.private_nodes
         ),
-        f"{_HGB}.binning._BinMapper": Validator(state=_hgb.bin_mapper_state),
+        f"{_HGB}.predictor.TreePredictor": Validator(
+            state=_hgb.predictor_state, private=_checks.private_nodes
+        ),
+        f"{_HGB}.binning._BinMapper": Validator(
+            state=_hgb.bin_mapper_state, private=_hgb.private_bin_mapper
+        ),
         f"{_HGB}.gradient_boosting.HistGradientBoostingClassifier": Validator(state=_hgb.hgb_state),
         f"{_HGB}.gradient_boosting.HistGradientBoostingRegressor": Validator(state=_hgb.hgb_state),
         "sklearn.neighbors._kd_tree.newObj": Validator(

@@ -96,6 +96,14 @@ def records(name: str, x: Any, fields: Mapping[str, tuple[str, tuple[int, ...]]]
     return x
 
 
+def private_nodes(state: Any, own: Callable[[Any], Any]) -> Any:
+    """A tree's state with its node records in the process's own memory
+    (``Validator.private``): prediction follows their child indices."""
+    if type(state) is dict and "nodes" in state:
+        return {**state, "nodes": own(state["nodes"])}
+    return state
+
+
 def first(mask: Array) -> int:
     """Index of the first True in ``mask``."""
     return int(np.flatnonzero(mask)[0])

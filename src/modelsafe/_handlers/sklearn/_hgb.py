@@ -56,14 +56,6 @@ def _bitsets(name: str, x: Any) -> np.ndarray[Any, Any]:
     return bits
 
 
-def private_nodes(state: Any, own: Callable[[Any], Any]) -> Any:
-    """A TreePredictor's state with its node records in the process's own memory
-    (``Validator.private``): prediction follows their child and bitset indices."""
-    if type(state) is dict and "nodes" in state:
-        return {**state, "nodes": own(state["nodes"])}
-    return state
-
-
 def predictor_state(obj: Any, state: Any) -> None:
     """The nodes form a tree rooted at node 0; categorical splits name existing bitsets."""
     if state is None:
@@ -94,6 +86,22 @@ def predictor_state(obj: Any, state: Any) -> None:
 
 
 # -- the bin mapper -------------------------------------------------------------------------
+
+
+def private_bin_mapper(state: Any, own: Callable[[Any], Any]) -> Any:
+    """A _BinMapper's state with the arrays whose values decide what compiled code indexes
+    in the process's own memory (``Validator.private``): which features are categorical
+    (prediction takes a row of known categories for each) and the bins per feature
+    (continued training loops over that many histogram bins). The thresholds stay views:
+    a category outside [0, 256) is refused by scikit-learn's bitset code itself, and the
+    estimator may share them."""
+    if type(state) is not dict:
+        return state
+    out = dict(state)
+    for key in ("is_categorical_", "n_bins_non_missing_"):
+        if key in out:
+            out[key] = own(out[key])
+    return out
 
 
 def bin_mapper_state(obj: Any, state: Any) -> None:

@@ -320,7 +320,15 @@ def audit_trees(a: Any, node: dict[str, Any]) -> None:
 
 
 def build_trees(b: Any, node: dict[str, Any]) -> list[Any]:
-    """The list of Trees of an ``sk.trees`` node, every one checked before any is made."""
+    """The list of Trees of an ``sk.trees`` node, a batch of whole trees at a time: each
+    batch is checked, then its trees are made from the very bytes that were checked.
+
+    When the file is mapped, a batch is first copied into a scratch array (reused, so a
+    forest costs one batch of memory, not a second copy of its nodes) and checked there;
+    ``Tree.__setstate__`` copies its nodes from that scratch. A file rewritten in place
+    during the load (``cp other.msafe model.msafe``) cannot change nodes between their
+    check and scikit-learn's copy.
+    """
     nf, nc, n_outputs = node["nf"], node["nc"], len(node["nc"])
     try:
         tree_class = _sklearn_tree()
@@ -339,65 +347,84 @@ def build_trees(b: Any, node: dict[str, Any]) -> list[Any]:
             )
         raw = np.ascontiguousarray(raw)
         values = _check_values(b.build(node["values"]), total, n_outputs, max(nc))
-        sizes = np.array(node["sizes"], dtype=np.intp)
-        md = np.array(node["md"], dtype=np.intp)
-        _check_run(raw, values, sizes, nf, md, n_outputs, max(nc))
     except (ValueError, TypeError) as exc:
-        from ...errors import FormatError
-
-        raise FormatError(f"{b.source}: invalid {TREE}: {exc}") from None
-    nodes = raw.view(LAYOUT).reshape(total)
+        raise _invalid(b, exc) from None
+    sizes = np.array(node["sizes"], dtype=np.intp)
+    md = np.array(node["md"], dtype=np.intp)
     classes = np.array(nc, dtype=np.intp)
+    batches = list(whole_batches(sizes, _BATCH))
+    scratch = None
+    if b.mapped and batches:
+        scratch = np.empty((max(end - start for _, _, start, end in batches), LAYOUT.itemsize),
+                           dtype=np.uint8)  # fmt: skip
     trees = []
-    at = 0
-    for size, depth in zip(node["sizes"], node["md"], strict=True):
-        tree = tree_class(nf, classes, n_outputs)
-        end = at + size
-        tree.__setstate__(
-            {
-                "max_depth": depth,
-                "node_count": size,
-                "nodes": nodes[at:end],
-                "values": values[at:end],
-            }
-        )
-        trees.append(tree)
-        at = end
+    for i, j, start, end in batches:
+        part = raw[start:end]
+        if scratch is not None:
+            part = scratch[: end - start]
+            np.copyto(part, raw[start:end])
+        try:
+            _check_batch(part, values[start:end], sizes, i, j, nf, md, n_outputs, max(nc))
+        except ValueError as exc:
+            raise _invalid(b, exc) from None
+        nodes = part.view(LAYOUT).reshape(end - start)
+        at = 0
+        for size, depth in zip(node["sizes"][i:j], node["md"][i:j], strict=True):
+            tree = tree_class(nf, classes, n_outputs)
+            tree.__setstate__(
+                {
+                    "max_depth": depth,
+                    "node_count": size,
+                    "nodes": nodes[at : at + size],
+                    "values": values[start + at : start + at + size],
+                }
+            )
+            trees.append(tree)
+            at += size
     return trees
 
 
-def _check_run(
+def _invalid(b: Any, exc: Exception) -> Exception:
+    from ...errors import FormatError
+
+    return FormatError(f"{b.source}: invalid {TREE}: {exc}")
+
+
+def _check_batch(
     raw: np.ndarray[Any, Any],
     values: np.ndarray[Any, Any],
     sizes: np.ndarray[Any, Any],
+    i: int,
+    j: int,
     n_features: int,
     max_depth: np.ndarray[Any, Any],
     n_outputs: int,
     max_n_classes: int,
 ) -> None:
-    """Every tree of a run passes ``check_nodes``: checked together, a batch of whole
-    trees of up to ``_BATCH`` records at a time (slices of the run's array: no copy); a
-    failed batch is then checked tree by tree, naming the first broken invariant."""
-    ends = np.cumsum(sizes)
+    """Trees ``i`` to ``j - 1`` of a run (their records ``raw`` and ``values``) pass
+    ``check_nodes``: checked together; a failed batch is then checked tree by tree,
+    naming the first broken invariant."""
+    features = np.full(j - i, n_features, dtype=np.intp)
+    if check_forest(raw, sizes[i:j], features, max_depth[i:j], stored=True):
+        return
+    nodes = raw.view(LAYOUT).reshape(len(raw))
     n = len(sizes)
-    for i, j, start, end in whole_batches(sizes, _BATCH):
-        features = np.full(j - i, n_features, dtype=np.intp)
-        if not check_forest(raw[start:end], sizes[i:j], features, max_depth[i:j], stored=True):
-            nodes = raw.view(LAYOUT).reshape(len(raw))
-            for t in range(i, j):
-                a, z = int(ends[t] - sizes[t]), int(ends[t])
-                try:
-                    check_nodes(nodes[a:z], values[a:z], n_features, n_outputs, max_n_classes,
-                                int(max_depth[t]))  # fmt: skip
-                except ValueError as exc:
-                    raise ValueError(f"tree {t} of {n}: {exc}") from None
-                if not check_forest(raw[a:z], sizes[t : t + 1], features[:1],
-                                    max_depth[t : t + 1], stored=True):  # fmt: skip
-                    raise ValueError(
-                        f"tree {t} of {n}: the depths its records hold (bytes 57-58) are not "
-                        f"the depths of its nodes"
-                    )
-            raise ValueError(f"trees {i} to {j - 1} of {n} fail together but pass one by one")
+    a = 0
+    for t in range(i, j):
+        z = a + int(sizes[t])
+        try:
+            check_nodes(nodes[a:z], values[a:z], n_features, n_outputs, max_n_classes,
+                        int(max_depth[t]))  # fmt: skip
+        except ValueError as exc:
+            raise ValueError(f"tree {t} of {n}: {exc}") from None
+        if not check_forest(raw[a:z], sizes[t : t + 1], features[:1], max_depth[t : t + 1],
+                            stored=True):  # fmt: skip
+            raise ValueError(
+                f"tree {t} of {n}: the depths its records hold (bytes 57-58) are not "
+                f"the depths of its nodes"
+            )
+        a = z
+    raise ValueError(f"trees {i} to {j - 1} of {n} fail together but pass one by one")
 
 
 @functools.cache
@@ -457,7 +484,7 @@ def _arrays(b: Any, node: dict[str, Any]) -> tuple[Any, Any, Any]:
         raise ValueError(f"n_outputs * max(n_classes) = {len(nc) * max(nc)} exceeds {_MAX_STRIDE}")
     if not len(raw):
         raise ValueError("nodes is empty; a tree has at least its root")
-    return tree_class, np.ascontiguousarray(raw), values
+    return tree_class, np.ascontiguousarray(b.private(raw)), values  # checked, then copied
 
 
 # -- checking many trees at once ---------------------------------------------------------------
