@@ -236,6 +236,8 @@ def used_types(root: Any) -> list[str]:
             names.add("sklearn.tree._tree.Tree")
         elif tag in ("sk.hgbp", "sk.hgbps"):
             names.add("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor")
+        elif tag == "sp.sparse":
+            names.add(f"scipy.sparse.{node['format']}_{node['kind']}")
         elif tag in _RNG_TAGS:
             names.add(f"numpy.random.{node['bitgen']}")
             if _RNG_TAGS[tag]:

@@ -58,6 +58,7 @@ def _data() -> dict[str, np.ndarray[Any, Any]]:
         "y_reg": y_reg,
         "cat": x_cat,
         "y_cat": y_cat,
+        "iris_gram": x_iris @ x_iris.T,  # a precomputed linear kernel
     }
 
 
@@ -75,11 +76,17 @@ def _y_reg0() -> Any:
     return DATA["y_reg"][:, 0]
 
 
+def _sparse_iris() -> Any:
+    import scipy.sparse
+
+    return scipy.sparse.csr_matrix(DATA["iris"])
+
+
 def _models() -> dict[str, tuple[Callable[[], Any], str]]:
     """Name -> (factory of a fitted model, name of the input its methods are called on)."""
     from sklearn import ensemble as en
     from sklearn import neighbors as nb
-    from sklearn import tree
+    from sklearn import svm, tree
     from sklearn.cluster import KMeans
 
     maha = {"VI": np.linalg.inv(np.cov(DATA["iris"].T))}
@@ -190,6 +197,13 @@ def _models() -> dict[str, tuple[Callable[[], Any], str]]:
             lambda: _fit(lambda: KMeans(3, n_init=2, random_state=0), "iris"),
             "iris",
         ),
+        "svc": (lambda: _fit(svm.SVC, "iris", "y_iris"), "iris"),
+        "svc_sparse": (lambda: svm.SVC().fit(_sparse_iris(), DATA["y_iris"]), "iris"),
+        "svc_precomputed": (
+            lambda: _fit(lambda: svm.SVC(kernel="precomputed"), "iris_gram", "y_iris"),
+            "iris_gram",
+        ),
+        "svr": (lambda: svm.SVR().fit(DATA["reg"], _y_reg0()), "reg"),
         "nearest_neighbors_seuclidean": (
             lambda: _fit(
                 lambda: nb.NearestNeighbors(
@@ -314,6 +328,8 @@ def _input_for(model: Any) -> np.ndarray[Any, Any]:
         return DATA["cat"]
     if model.n_features_in_ == 5:
         return DATA["reg"]
+    if model.n_features_in_ == len(DATA["iris_gram"]):  # a precomputed kernel
+        return DATA["iris_gram"]
     return DATA["iris_nan" if model.__sklearn_tags__().input_tags.allow_nan else "iris"]
 
 
@@ -1162,6 +1178,58 @@ def _kmeans_cases() -> dict[str, Case]:
     }
 
 
+def _svm_cases() -> dict[str, Case]:
+    svc, svr = "sklearn.svm._classes.SVC", "sklearn.svm._classes.SVR"
+    counts, dual = ("state", "_n_support"), ("state", "_dual_coef_")
+    return {
+        "svm counts that do not add up": (
+            "svc",
+            lambda s: s.edit(counts, lambda a: a.__setitem__(2, a[2] + 1)),
+            svc,
+            "_n_support sums to 61 (or holds a negative count) but there are 60 support vectors",
+        ),
+        # scikit-learn checks the sum of the counts for dense models only (CVE-2020-28975).
+        "sparse svm counts that do not add up": (
+            "svc_sparse",
+            lambda s: s.edit(counts, lambda a: a.__setitem__(0, 10**6)),
+            svc,
+            "_n_support sums to 1000053",
+        ),
+        "svm dual coefficients for fewer classes": (
+            "svc",
+            lambda s: s.put(dual, s.array(dual)[:1].copy()),
+            svc,
+            "_dual_coef_ has shape (1, 60); expected (2, 60)",
+        ),
+        "svm intercepts for fewer classes": (
+            "svc",
+            lambda s: s.put(("state", "_intercept_"), s.array(("state", "_intercept_"))[:1].copy()),
+            svc,
+            "_intercept_ has 1 values; 3 classes need 3",
+        ),
+        "svm fewer support vectors than indices": (
+            "svc",
+            lambda s: s.put(
+                ("state", "support_vectors_"), s.array(("state", "support_vectors_"))[:-1].copy()
+            ),
+            svc,
+            "support_vectors_ has 59 rows but support_ 60",
+        ),
+        "precomputed svm support index out of range": (
+            "svc_precomputed",
+            lambda s: s.edit(("state", "support_"), lambda a: a.__setitem__(0, 10**6)),
+            svc,
+            "support_ holds an index outside the 150 training rows",
+        ),
+        "svr with three counts": (
+            "svr",
+            lambda s: s.put(counts, np.array([5, 5, 5], dtype=np.int32)),
+            svr,
+            "_n_support has 3 entries; libsvm's epsilon_svr model has 2",
+        ),
+    }
+
+
 def _loss_cases() -> dict[str, Case]:
     huber = "sklearn._loss._loss.CyHuberLoss"
     unpickle = "sklearn._loss._loss.__pyx_unpickle_CyHalfMultinomialLoss"
@@ -1748,6 +1816,7 @@ CASES: dict[str, Case] = {
     **_predictor_rows_cases(),
     **_neighbors_cases(),
     **_kmeans_cases(),
+    **_svm_cases(),
     **_loss_cases(),
 }
 
@@ -1904,6 +1973,7 @@ UNSAFE = (
     "predictor child out of range",
     "predictor bitset out of range",
     "kd tree index out of range",
+    "precomputed svm support index out of range",
 )
 
 
@@ -2641,3 +2711,18 @@ def test_each_batch_is_checked_on_exactly_its_own_records() -> None:
         assert np.array_equal(joined, np.concatenate([raws[i] for i in ids]))
         for i in ids:
             assert out[i] == (("arrays", raws[i]), len(ids) % 2 == 0)
+
+
+def _linear_kernel(a: Any, b: Any) -> Any:
+    return a @ b.T
+
+
+def test_svm_with_a_callable_kernel_round_trips() -> None:
+    """A callable kernel keeps no support vectors (libsvm reads the kernel matrix): the
+    SVM validator accepts the empty ``support_vectors_`` and the model predicts the same."""
+    from sklearn.svm import SVC
+
+    model = SVC(kernel=_linear_kernel).fit(DATA["iris"], DATA["y_iris"])
+    assert model.support_vectors_.shape[0] == 0 < len(model.support_)
+    got = modelsafe.loads(modelsafe.dumps(model), trusted=[f"{__name__}._linear_kernel"])
+    assert outputs(got, DATA["iris"]) == outputs(model, DATA["iris"])

@@ -56,6 +56,13 @@ _LAYOUT = {
     "lil": frozenset({"_shape", "maxprint", "dtype", "rows", "data"}),
     "dok": frozenset({"_shape", "maxprint", "dtype", "_dict"}),
 }
+_ORDER = {
+    **dict.fromkeys(_COMPRESSED, ("_shape", "maxprint", "indptr", "indices", "data")),
+    "coo": ("_shape", "maxprint", "coords", "data"),
+    "dia": ("_shape", "maxprint", "data", "offsets"),
+    "lil": ("_shape", "maxprint", "dtype", "rows", "data"),
+    "dok": ("_shape", "maxprint", "_dict", "dtype"),
+}
 _MODULE = {f: f"scipy.sparse._{f}" for f in FORMATS}
 _INDEX_PARTS = ("indices", "indptr", "coords")
 
@@ -419,7 +426,11 @@ def _build(b: Any, node: dict[str, Any]) -> Any:
     for flag, value in flags.items():
         state[_FLAGS[fmt][flag]] = value
     obj = cls.__new__(cls)
-    obj.__dict__.update(state)
+    # In the order scipy's constructors give them (vars() of a matrix made from an array),
+    # the flags after: a matrix made that way, scikit-learn's included, comes back as it was.
+    order = _ORDER[fmt]
+    obj.__dict__.update({k: state[k] for k in order if k in state})
+    obj.__dict__.update({k: v for k, v in state.items() if k not in order})
     b.register(node, obj)
     return obj
 

@@ -96,12 +96,20 @@ def records(name: str, x: Any, fields: Mapping[str, tuple[str, tuple[int, ...]]]
     return x
 
 
-def private_nodes(state: Any, own: Callable[[Any], Any]) -> Any:
-    """A tree's state with its node records in the process's own memory
-    (``Validator.private``): prediction follows their child indices."""
-    if type(state) is dict and "nodes" in state:
-        return {**state, "nodes": own(state["nodes"])}
-    return state
+def private_members(*names: str) -> Callable[[Any, Callable[[Any], Any]], Any]:
+    """A ``Validator.private`` hook: the state with the arrays ``names`` in the process's
+    own memory (compiled code indexes or counts with their values)."""
+
+    def private(state: Any, own: Callable[[Any], Any]) -> Any:
+        if type(state) is not dict:
+            return state
+        return {k: own(v) if k in names else v for k, v in state.items()}
+
+    return private
+
+
+# Prediction follows a tree's child (and bitset) indices.
+private_nodes = private_members("nodes")
 
 
 def first(mask: Array) -> int:

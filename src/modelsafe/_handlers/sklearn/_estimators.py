@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import integer
+from ._checks import array, integer, private_members
 
 _TREE_MODULE = "sklearn.tree._classes"
 TREE_ESTIMATORS = tuple(
@@ -53,6 +53,10 @@ NEIGHBORS = (
     "sklearn.neighbors._graph.RadiusNeighborsTransformer",
     "sklearn.neighbors._lof.LocalOutlierFactor",
 )
+
+SVMS = tuple(f"sklearn.svm._classes.{n}" for n in ("SVC", "NuSVC", "SVR", "NuSVR", "OneClassSVM"))
+_SVM_CLASSIFIERS = ("c_svc", "nu_svc")  # sklearn.svm._base.LIBSVM_IMPL, in its order
+_SVM_OTHERS = ("one_class", "epsilon_svr", "nu_svr")
 
 
 def _fitted(state: Any, attribute: str) -> bool:
@@ -216,3 +220,86 @@ def _sequence(name: str, x: Any) -> list[Any]:
     if type(x) is np.ndarray and x.ndim == 1:
         return list(x)
     raise TypeError(f"{name} must be a list")
+
+
+# -- support vector machines (libsvm) -------------------------------------------------------
+
+
+# libsvm takes offsets from the counts and, with a precomputed kernel, indices from support_.
+private_svm = private_members("_n_support", "support_")
+
+
+def svm_state(obj: Any, state: Any) -> None:
+    """libsvm's ``set_model`` sizes the model from these arrays without checking them
+    against each other: ``m = len(_n_support)`` classes, ``m (m - 1) / 2`` intercepts
+    (and probability pairs) copied, ``m - 1`` rows of dual coefficients, and the support
+    vectors of class ``i`` found at the sum of the counts before it. A file whose arrays
+    disagree makes ``predict`` read past them (scikit-learn checks only the sum of the
+    counts, and only for dense models); a precomputed kernel reads the input at the
+    indices ``support_`` holds."""
+    if not _fitted(state, "support_"):
+        return
+    impl = state.get("_impl", getattr(type(obj), "_impl", None))  # a class attribute
+    known = _SVM_CLASSIFIERS + _SVM_OTHERS
+    if impl not in known:
+        raise ValueError(f"_impl = {impl!r} is not one of libsvm's {known}")
+    support = array("support_", state["support_"], kind="i", ndim=1, itemsizes=(4,))
+    n_support = array("_n_support", state.get("_n_support"), kind="i", ndim=1, itemsizes=(4,))
+    n = len(support)
+    m = len(n_support)
+    if impl in _SVM_CLASSIFIERS:
+        if m < 2:
+            raise ValueError(f"_n_support has {m} entries; a classifier has 2 classes or more")
+        if (n_support < 0).any() or int(n_support.sum(dtype=np.int64)) != n:
+            raise ValueError(
+                f"_n_support sums to {int(n_support.sum(dtype=np.int64))} (or holds a negative "
+                f"count) but there are {n} support vectors"
+            )
+    elif m != 2:
+        raise ValueError(f"_n_support has {m} entries; libsvm's {impl} model has 2")
+    pairs = m * (m - 1) // 2
+    intercept = array("_intercept_", state.get("_intercept_"), kind="f", ndim=1, itemsizes=(8,))
+    if len(intercept) != pairs:
+        raise ValueError(f"_intercept_ has {len(intercept)} values; {m} classes need {pairs}")
+    for key in ("_probA", "_probB"):
+        prob = array(key, state.get(key), kind="f", ndim=1, itemsizes=(8,))
+        if len(prob) not in (0, pairs):
+            raise ValueError(f"{key} has {len(prob)} values; {m} classes need 0 or {pairs}")
+    shape_fit = state.get("shape_fit_")
+    if type(shape_fit) is not tuple or not shape_fit:
+        raise TypeError("shape_fit_ must be the tuple of the training data's shape")
+    rows = integer("shape_fit_[0]", shape_fit[0], 1)
+    if n and (int(support.min()) < 0 or int(support.max()) >= rows):
+        raise ValueError(f"support_ holds an index outside the {rows} training rows")
+    sparse = state.get("_sparse")
+    if type(sparse) is not bool:
+        raise TypeError("_sparse must be True or False")
+    vectors, dual = state.get("support_vectors_"), state.get("_dual_coef_")
+    if sparse:
+        _svm_sparse(vectors, dual, m, n)
+        return
+    dual = array("_dual_coef_", dual, kind="f", ndim=2, itemsizes=(8,))
+    if dual.shape != (m - 1, n):
+        raise ValueError(f"_dual_coef_ has shape {dual.shape}; expected {(m - 1, n)}")
+    vectors = array("support_vectors_", vectors, kind="f", ndim=2, itemsizes=(8,))
+    kernel = state.get("kernel")
+    # A precomputed or callable kernel keeps no support vectors (libsvm reads the kernel).
+    if type(kernel) is str and kernel != "precomputed" and len(vectors) != n:
+        raise ValueError(f"support_vectors_ has {len(vectors)} rows but support_ {n}")
+
+
+def _svm_sparse(vectors: Any, dual: Any, m: int, n: int) -> None:
+    """A sparse model: libsvm counts its support vectors from the rows of the CSR
+    ``support_vectors_`` and reads ``(m - 1) * n`` dual coefficients from ``.data``."""
+    import scipy.sparse
+
+    for name, x in (("support_vectors_", vectors), ("_dual_coef_", dual)):
+        if not scipy.sparse.issparse(x) or x.format != "csr":
+            raise TypeError(f"{name} of a sparse model must be a CSR matrix")
+    if vectors.shape[0] != n:
+        raise ValueError(f"support_vectors_ has {vectors.shape[0]} rows but support_ {n}")
+    if dual.shape != (m - 1, n) or dual.data.size != (m - 1) * n:
+        raise ValueError(
+            f"_dual_coef_ has shape {dual.shape} and {dual.data.size} stored values; "
+            f"expected {(m - 1, n)} and all {(m - 1) * n}"
+        )

@@ -10,7 +10,6 @@ the same way by ``_binning.pyx`` (``transform``, continued training).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,6 +26,7 @@ from ._checks import (
     in_range,
     integer,
     keys,
+    private_members,
     records,
     whole_batches,
 )
@@ -88,20 +88,11 @@ def predictor_state(obj: Any, state: Any) -> None:
 # -- the bin mapper -------------------------------------------------------------------------
 
 
-def private_bin_mapper(state: Any, own: Callable[[Any], Any]) -> Any:
-    """A _BinMapper's state with the arrays whose values decide what compiled code indexes
-    in the process's own memory (``Validator.private``): which features are categorical
-    (prediction takes a row of known categories for each) and the bins per feature
-    (continued training loops over that many histogram bins). The thresholds stay views:
-    a category outside [0, 256) is refused by scikit-learn's bitset code itself, and the
-    estimator may share them."""
-    if type(state) is not dict:
-        return state
-    out = dict(state)
-    for key in ("is_categorical_", "n_bins_non_missing_"):
-        if key in out:
-            out[key] = own(out[key])
-    return out
+# Which features are categorical decides the rows of known categories prediction takes,
+# and continued training loops over n_bins_non_missing_ bins. The thresholds stay views:
+# scikit-learn's bitset code refuses a category outside [0, 256) itself, and the estimator
+# may share them.
+private_bin_mapper = private_members("is_categorical_", "n_bins_non_missing_")
 
 
 def bin_mapper_state(obj: Any, state: Any) -> None:
