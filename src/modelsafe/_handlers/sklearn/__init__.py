@@ -109,6 +109,8 @@ def _validators() -> dict[str, Validator]:
         out[name] = Validator(state=_estimators.kmeans_state)
     for name in _estimators.NEIGHBORS:
         out[name] = Validator(state=_estimators.neighbors_state)
+    for name in _estimators.VECTORIZERS:
+        out[name] = Validator(state=_estimators.vocabulary_state)
     for name in _estimators.SVMS:
         out[name] = Validator(state=_estimators.svm_state, private=_estimators.private_svm)
     out.update(_losses.validators())

@@ -55,6 +55,11 @@ NEIGHBORS = (
 )
 
 SVMS = tuple(f"sklearn.svm._classes.{n}" for n in ("SVC", "NuSVC", "SVR", "NuSVR", "OneClassSVM"))
+VECTORIZERS = (
+    "sklearn.feature_extraction.text.CountVectorizer",
+    "sklearn.feature_extraction.text.TfidfVectorizer",
+    "sklearn.feature_extraction._dict_vectorizer.DictVectorizer",
+)
 _SVM_CLASSIFIERS = ("c_svc", "nu_svc")  # sklearn.svm._base.LIBSVM_IMPL, in its order
 _SVM_OTHERS = ("one_class", "epsilon_svr", "nu_svr")
 
@@ -303,3 +308,27 @@ def _svm_sparse(vectors: Any, dual: Any, m: int, n: int) -> None:
             f"_dual_coef_ has shape {dual.shape} and {dual.data.size} stored values; "
             f"expected {(m - 1, n)} and all {(m - 1) * n}"
         )
+
+
+# -- vectorizers ------------------------------------------------------------------------------
+
+
+def vocabulary_state(obj: Any, state: Any) -> None:
+    """``transform`` builds a sparse matrix of ``len(vocabulary_)`` columns whose column
+    indices are the vocabulary's values, which scipy's constructor does not look at: a
+    value past the columns makes the next product with the matrix (a linear model's
+    ``predict``) read past its operand. Values are read as numpy reads them into the
+    index array (``np.asarray(..., dtype=int)``), and each must name a column."""
+    if not _fitted(state, "vocabulary_"):
+        return
+    vocabulary = state["vocabulary_"]
+    if type(vocabulary) is not dict:
+        raise TypeError(f"vocabulary_ must be a dict, not {type(vocabulary).__name__}")
+    n = len(vocabulary)
+    try:
+        columns = np.fromiter(vocabulary.values(), dtype=np.int64, count=n)
+    except (TypeError, ValueError, OverflowError):
+        raise TypeError("vocabulary_ maps a term to something that is not a column index") from None
+    if n and (int(columns.min()) < 0 or int(columns.max()) >= n):
+        bad = int(columns.min()) if int(columns.min()) < 0 else int(columns.max())
+        raise ValueError(f"vocabulary_ maps a term to column {bad}, outside its {n} columns")
