@@ -365,7 +365,7 @@ def build_trees(b: Any, node: dict[str, Any]) -> list[Any]:
             np.copyto(part, raw[start:end])
         try:
             _check_batch(part, values[start:end], sizes, i, j, nf, md, n_outputs, max(nc))
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             raise _invalid(b, exc) from None
         nodes = part.view(LAYOUT).reshape(end - start)
         at = 0
@@ -456,9 +456,7 @@ def build_tree(b: Any, node: dict[str, Any]) -> Any:
             nodes = raw.view(LAYOUT).reshape(len(raw))
             check_nodes(nodes, values, node["nf"], n_outputs, max(nc), node["md"])
         except (ValueError, TypeError) as exc:
-            from ...errors import FormatError
-
-            raise FormatError(f"{b.source}: invalid {TREE}: {exc}") from None
+            raise _invalid(b, exc) from None
     tree = tree_class(node["nf"], np.array(nc, dtype=np.intp), n_outputs)
     tree.__setstate__(
         {"max_depth": node["md"], "node_count": len(nodes), "nodes": nodes, "values": values}
