@@ -329,6 +329,9 @@ def vocabulary_state(obj: Any, state: Any) -> None:
         columns = np.fromiter(vocabulary.values(), dtype=np.int64, count=n)
     except (TypeError, ValueError, OverflowError):
         raise TypeError("vocabulary_ maps a term to something that is not a column index") from None
-    if n and (int(columns.min()) < 0 or int(columns.max()) >= n):
-        bad = int(columns.min()) if int(columns.min()) < 0 else int(columns.max())
+    if not n:
+        return
+    lo, hi = int(columns.min()), int(columns.max())
+    if lo < 0 or hi >= n:
+        bad = lo if lo < 0 else hi
         raise ValueError(f"vocabulary_ maps a term to column {bad}, outside its {n} columns")
