@@ -4,7 +4,7 @@
 #   make test       fast test suite (everything not marked slow)
 #   make test-all   whole test suite, slow sweeps included
 #   make lint       ruff check, ruff format --check, mypy (strict on src/modelsafe)
-#   make bench      full benchmarks (numpy payloads and the model zoo); make bench-quick for a short run
+#   make bench      full benchmarks (numpy payloads, the model zoo, signing); make bench-quick for a short run
 #   make lock       re-resolve dependencies from pyproject.toml and rewrite constraints.txt
 #   make clean      remove .venv, build artefacts and caches
 

@@ -2,14 +2,17 @@
 
 Usage::
 
-    python -m benchmarks.run [--suite numpy|models|all] [--quick] [--cases a,b]
+    python -m benchmarks.run [--suite numpy|models|signing|all] [--quick] [--cases a,b]
                              [--tools x,y] [--repeat N] [--out benchmarks/results]
                              [--limit 120]
 
-Two suites: ``numpy`` (numpy payloads; writes ``numpy.{md,png,json}``) and ``models``
-(the model zoo, see ``benchmarks/zoo.py``; writes ``models.{md,png,json}``); ``all``
-(the default) runs both. ``--quick`` writes ``*-quick.*`` instead. ``--cases`` and
-``--tools`` pick from either suite: a suite none of whose cases is named is skipped.
+Three suites: ``numpy`` (numpy payloads; writes ``numpy.{md,png,json}``), ``models``
+(the model zoo, see ``benchmarks/zoo.py``; writes ``models.{md,png,json}``) and
+``signing`` (what signing costs on a 1 GiB model, ``benchmarks/signing.py``; writes
+``signing.{md,json}``); ``all`` (the default) runs them all. ``--quick`` writes
+``*-quick.*`` instead (signing: a 256 MiB model). ``--cases`` and
+``--tools`` pick from any suite: a suite none of whose cases is named is skipped
+(the signing suite's one case is ``sign``).
 Temporary files live in a ``tempfile.mkdtemp()`` directory, removed at the end.
 """
 
@@ -30,7 +33,7 @@ from benchmarks.measure import SLOW_RUN_S
 from benchmarks.tools import MODEL_TOOLS, NUMPY_TOOLS, TOOLS, is_modelsafe
 from benchmarks.zoo import ZOO
 
-SUITES = ("numpy", "models")
+SUITES = ("numpy", "models", "signing")
 
 
 def _child(args: list[str], timeout: float) -> dict[str, Any]:
@@ -161,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         "--suite",
         choices=(*SUITES, "all"),
         default="all",
-        help="numpy payloads, the model zoo, or both (default)",
+        help="numpy payloads, the model zoo, signing a large model, or all (default)",
     )
     parser.add_argument("--quick", action="store_true", help="smaller cases, 1 repeat")
     parser.add_argument(
@@ -180,11 +183,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     repeat = args.repeat or (1 if args.quick else 3)
     suites = SUITES if args.suite == "all" else (args.suite,)
-    known: dict[str, dict[str, Any]] = {"numpy": CASES, "models": ZOO}
+    known: dict[str, dict[str, Any]] = {"numpy": CASES, "models": ZOO, "signing": {"sign": None}}
     # One --cases list serves both suites; a suite none of whose cases is named is skipped.
     chosen = _pick(args.cases, {n: None for s in suites for n in known[s]}, "cases")
     # Without --tools each suite has its own rows; with it, any tool may run in any suite.
-    tools = {"numpy": list(NUMPY_TOOLS), "models": list(MODEL_TOOLS)}
+    tools = {"numpy": list(NUMPY_TOOLS), "models": list(MODEL_TOOLS), "signing": []}
     if args.tools:
         tools = dict.fromkeys(SUITES, _pick(args.tools, TOOLS, "tools"))
     out = Path(args.out)
@@ -194,6 +197,12 @@ def main(argv: list[str] | None = None) -> None:
             continue
         if suite == "numpy":
             run_numpy(cases, tools[suite], args.quick, repeat, args.limit, out)
+        elif suite == "signing":  # signing a 1 GiB model (256 MiB with --quick)
+            from benchmarks import signing
+
+            stem = "signing-quick" if args.quick else "signing"
+            signing.write(signing.run(256 if args.quick else 1024, repeat), out, stem)
+            print(f"wrote {out / stem}.{{md,json}}")
         else:
             from benchmarks.zoo_run import run_models
 

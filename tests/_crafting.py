@@ -131,7 +131,7 @@ def frame(
     header: Mapping[str, Any] | bytes | str,
     data: bytes = b"",
     *,
-    version: int = 1,
+    version: int = 2,
     magic: bytes = MAGIC,
     header_len: int | None = None,
     pad: bytes = b" ",

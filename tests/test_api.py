@@ -28,15 +28,20 @@ EXPECTED_ALL = [
     "IntegrityError",
     "MmapUnavailableError",
     "ModelSafeError",
+    "SignatureError",
     "UnsupportedTypeError",
     "UntrustedTypesError",
     "__version__",
     "dumps",
+    "generate_key",
     "inspect",
     "load",
+    "load_signing_key",
     "loads",
     "save",
+    "sign",
     "untrusted_types",
+    "verify_signatures",
 ]
 
 
@@ -69,6 +74,7 @@ def test_version_and_format_version() -> None:
         ("UntrustedTypesError", ("ModelSafeError",)),
         ("UnsupportedTypeError", ("ModelSafeError", TypeError)),
         ("MmapUnavailableError", ("ModelSafeError", ValueError)),
+        ("SignatureError", ("ModelSafeError",)),
     ],
 )
 def test_error_tree(error: str, bases: tuple[Any, ...]) -> None:

@@ -150,7 +150,9 @@ def test_every_preamble_bit_flip_is_refused(small: bytes) -> None:
     wrong = []
     for bit in range(PREAMBLE.size * 8):
         bad = flip(small, bit)
-        want: Any = FormatVersionError if _version_after(bad) > 1 else FormatError
+        want: Any = (
+            FormatVersionError if _version_after(bad) > modelsafe.FORMAT_VERSION else FormatError
+        )
         if bit >= 64:  # the header length: the header read is then the wrong bytes
             want = (FormatError, IntegrityError)
         for entry in ("loads", "inspect(bytes)", "untrusted_types(bytes)"):
@@ -538,7 +540,7 @@ def test_wrong_magic(small: bytes, magic: bytes, reject: Callable[..., Any]) -> 
     reject(_with_preamble(small, magic=magic), FormatError, match="not a modelsafe file")
 
 
-@pytest.mark.parametrize("version", [2, 3, 255, 65535])
+@pytest.mark.parametrize("version", [modelsafe.FORMAT_VERSION + 1, 255, 65535])
 def test_newer_format_version_asks_to_upgrade(
     small: bytes, version: int, reject: Callable[..., Any]
 ) -> None:

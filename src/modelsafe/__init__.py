@@ -10,7 +10,18 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from ._api import dumps, inspect, load, loads, save, untrusted_types
+from ._api import (
+    dumps,
+    generate_key,
+    inspect,
+    load,
+    load_signing_key,
+    loads,
+    save,
+    sign,
+    untrusted_types,
+    verify_signatures,
+)
 from ._container.layout import FORMAT_VERSION
 from ._info import FileInfo
 from .errors import (
@@ -19,6 +30,7 @@ from .errors import (
     IntegrityError,
     MmapUnavailableError,
     ModelSafeError,
+    SignatureError,
     UnsupportedTypeError,
     UntrustedTypesError,
 )
@@ -31,13 +43,18 @@ __all__ = [
     "IntegrityError",
     "MmapUnavailableError",
     "ModelSafeError",
+    "SignatureError",
     "UnsupportedTypeError",
     "UntrustedTypesError",
     "__version__",
     "dumps",
+    "generate_key",
     "inspect",
     "load",
+    "load_signing_key",
     "loads",
     "save",
+    "sign",
     "untrusted_types",
+    "verify_signatures",
 ]

@@ -56,6 +56,14 @@ def _frames() -> list[Any]:
 _MMAP_MODES = (None, "r", "c", False)
 
 
+def _trailer(sign_with: Any) -> Any:
+    if sign_with is None:
+        return None
+    from ._signing import signing_keys, trailer_for
+
+    return trailer_for(signing_keys(sign_with))
+
+
 def _serialize(obj: Any, compress: Any, metadata: Any) -> Layout:
     spec = parse_spec(compress)
     meta = capture(metadata)
@@ -75,6 +83,7 @@ def save(
     compress: str | tuple[str, int] | None = None,
     metadata: dict[str, Any] | None = None,
     fsync: bool = True,
+    sign_with: Any = None,
 ) -> Path:
     """Save ``obj`` to ``path`` in the native ``.msafe`` format.
 
@@ -91,6 +100,10 @@ def save(
         metadata: free JSON stored in the header (``inspect(path).metadata["user"]``).
         fsync: wait until the file is on disk before returning (default). ``False``
             keeps atomicity against crashes of this process but not against power loss.
+        sign_with: sign the file with this Ed25519 private key (a key file made by
+            ``modelsafe keygen``, an ``Ed25519PrivateKey``, or a list of them for several
+            signatures). An encrypted key file reads its passphrase from
+            ``MODELSAFE_KEY_PASSPHRASE``; or pass ``load_signing_key(path, passphrase)``.
 
     Returns:
         The path written.
@@ -104,7 +117,8 @@ def save(
         >>> import numpy as np, modelsafe
         >>> modelsafe.save({"w": np.zeros(3)}, "model.msafe")  # doctest: +SKIP
     """
-    return write_atomic(path, _serialize(obj, compress, metadata), fsync=fsync)
+    trailer = _trailer(sign_with)  # a key that cannot be read fails before any work
+    return write_atomic(path, _serialize(obj, compress, metadata), fsync=fsync, trailer=trailer)
 
 
 def dumps(
@@ -112,9 +126,25 @@ def dumps(
     *,
     compress: str | tuple[str, int] | None = None,
     metadata: dict[str, Any] | None = None,
+    sign_with: Any = None,
 ) -> bytes:
     """Serialize ``obj`` to bytes in the native format (see :func:`save`)."""
-    return to_bytes(_serialize(obj, compress, metadata))
+    trailer = _trailer(sign_with)
+    return to_bytes(_serialize(obj, compress, metadata), trailer)
+
+
+def _require(c: Container, require_signature: Any, verify: bool) -> None:
+    """Check the signatures before anything is audited or built (SignatureError)."""
+    if require_signature is None or require_signature is False:
+        return
+    if not verify:
+        raise ValueError(
+            "require_signature needs verify=True: the signature covers the buffers only "
+            "through their digests"
+        )
+    from ._signing import check_signatures, trusted_keys
+
+    check_signatures(c, trusted_keys(require_signature))
 
 
 def _audit(c: Container, policy: Policy | None) -> Audit:
@@ -180,6 +210,7 @@ def load(
     trusted: Iterable[str] = (),
     mmap: str | bool | None = None,
     verify: bool = True,
+    require_signature: Any = None,
 ) -> Any:
     """Load an object saved with :func:`save`, without running code from the file.
 
@@ -199,6 +230,11 @@ def load(
         verify: check every buffer against its BLAKE3 digest (default). The digests
             of a large file are computed on other cores while the object is built;
             nothing is returned unless every one matches.
+        require_signature: refuse the file unless it carries a valid signature by one
+            of these trusted Ed25519 public keys, checked before anything is built: a
+            ``.pub`` file, a keyring directory of them, an ``Ed25519PublicKey``, a list
+            of these, or ``True`` for the directory named by ``MODELSAFE_KEYRING``.
+            Every signature the file carries must be valid.
 
     Raises:
         FormatError: the file is malformed, truncated or beyond a limit.
@@ -206,6 +242,8 @@ def load(
         UntrustedTypesError: the file needs types you did not trust (``.types``).
         IntegrityError: a buffer does not match its digest; the message names it.
         MmapUnavailableError: ``mmap`` was asked for but buffers are compressed.
+        SignatureError: ``require_signature`` was given and the file is not signed, is
+            signed by no trusted key, or carries a signature that does not match it.
 
     Example:
         >>> model = modelsafe.load("model.msafe")  # doctest: +SKIP
@@ -215,6 +253,7 @@ def load(
         raise ValueError(f"mmap must be None, 'r', 'c' or False, not {mmap!r}")
     policy = Policy(trusted)
     c = open_container(path, verify=verify)
+    _require(c, require_signature, verify)
     if mmap in ("r", "c") and c.compressed:
         codecs = sorted({c.buffers[i].codec or "" for i in c.compressed})
         raise MmapUnavailableError(
@@ -227,11 +266,17 @@ def load(
 
 
 def loads(
-    data: bytes | bytearray | memoryview, *, trusted: Iterable[str] = (), verify: bool = True
+    data: bytes | bytearray | memoryview,
+    *,
+    trusted: Iterable[str] = (),
+    verify: bool = True,
+    require_signature: Any = None,
 ) -> Any:
-    """Load an object from bytes made by :func:`dumps`. Arrays are writable copies."""
+    """Load an object from bytes made by :func:`dumps`. Arrays are writable copies.
+    The arguments are those of :func:`load`."""
     policy = Policy(trusted)
     c = parse_container(data, verify=verify)
+    _require(c, require_signature, verify)
     return _construct(c, policy, False, verify, copy_readonly=True)
 
 
@@ -251,3 +296,54 @@ def inspect(path: PathLike | bytes) -> FileInfo:
     c = parse_container(path) if isinstance(path, bytes | bytearray) else open_container(path)
     a = _audit(c, None)
     return describe(c, Policy(()).untrusted(a.needs), a.table)
+
+
+def sign(path: PathLike, key: Any, *, passphrase: str | bytes | None = None) -> list[str]:
+    """Add the signature of ``key`` (or of each key of a list) to a saved file.
+
+    The file is checked whole first (its header hash and every buffer digest), then
+    replaced atomically by a copy with the signature records appended: the header and
+    the data are not rewritten, and earlier signatures are kept. A key that has already
+    signed the file is not added twice. Returns the key ids.
+
+    Raises:
+        SignatureError: the key cannot be read (wrong passphrase, not Ed25519, ...).
+        FormatError, IntegrityError: the file is not a valid, intact version-2 file.
+    """
+    from ._signing import sign_file
+
+    return sign_file(path, key, passphrase=passphrase)
+
+
+def verify_signatures(path: PathLike | bytes, keys: Any = True) -> list[str]:
+    """Check that a file is intact and signed by a trusted key, without loading it.
+
+    Every signature must be valid, one at least by a key of ``keys`` (as
+    ``require_signature`` of :func:`load`), and the header hash and every buffer digest
+    must match. Returns the ids of the trusted keys that signed.
+
+    Raises:
+        SignatureError: not signed, signed by no trusted key, or a signature that does
+            not match; ``.found`` lists the key ids the file carries.
+        IntegrityError, FormatError: the file is damaged or malformed.
+    """
+    from ._signing import verify_file
+
+    return verify_file(path, keys)
+
+
+def generate_key(
+    directory: PathLike, name: str = "modelsafe", *, passphrase: str | bytes | None = None
+) -> tuple[Path, Path]:
+    """Make an Ed25519 key pair ``DIR/NAME.key`` (mode 0600, encrypted with
+    ``passphrase`` when given) and ``DIR/NAME.pub``; never overwrites. Returns both."""
+    from ._signing import generate_key as _generate
+
+    return _generate(directory, name, passphrase=passphrase)
+
+
+def load_signing_key(path: PathLike, passphrase: str | bytes | None = None) -> Any:
+    """Read a private key file made by :func:`generate_key`, for ``save(sign_with=...)``."""
+    from ._signing import load_private_key
+
+    return load_private_key(path, passphrase)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._container.reader import Container
+from ._container.reader import Container, SignatureRecord
 from ._graph.table import Table
 
 
@@ -38,6 +38,7 @@ class FileInfo:
     buffers: list[dict[str, Any]]
     tree: Any = field(repr=False)
     table: Table | None = field(default=None, repr=False)
+    signatures: list[dict[str, Any]] = field(default_factory=list)  # key_id, signed_at
 
     def rows(self, max_rows: int = 200, max_depth: int = 12) -> list[Row]:
         """The object tree as indented rows, for people."""
@@ -60,6 +61,7 @@ class FileInfo:
             "types": self.types,
             "untrusted": self.untrusted,
             "buffers": self.buffers,
+            "signatures": self.signatures,
             "tree": [
                 {k: v for k, v in r.__dict__.items() if k != "buffers"} for r in rows[:max_rows]
             ],
@@ -94,7 +96,24 @@ def describe(c: Container, untrusted: list[str], table: Table | None = None) -> 
         buffers=buffers,
         tree=root,
         table=table,
+        signatures=describe_signatures(c.signatures),
     )
+
+
+def describe_signatures(records: Iterable[SignatureRecord]) -> list[dict[str, Any]]:
+    """The trailer's records for people and programs: key id and signing time (UTC, as
+    the signer's clock said). Nothing is verified here."""
+    import datetime as _dt
+
+    out = []
+    for r in records:
+        try:
+            when = _dt.datetime.fromtimestamp(r.signed_at, tz=_dt.UTC)
+            text = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+        except (OverflowError, OSError, ValueError):  # a time no calendar holds
+            text = str(r.signed_at)
+        out.append({"key_id": r.key_id, "signed_at": text})
+    return out
 
 
 def _short(x: Any, n: int = 60) -> str:

@@ -9,9 +9,10 @@ catches anything this library raises on purpose::
     ├── IntegrityError                       a buffer does not match its digest
     ├── UntrustedTypesError                  the file needs types the caller did not trust
     ├── UnsupportedTypeError (TypeError)     save: a value cannot be stored securely
-    └── MmapUnavailableError (ValueError)    load: mmap asked for, but a buffer is compressed
+    ├── MmapUnavailableError (ValueError)    load: mmap asked for, but a buffer is compressed
+    └── SignatureError                       a required signature is missing, unknown or invalid
 
-Later features add their own branches (signatures, environment, store).
+Later features add their own branches (environment, store).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "IntegrityError",
     "MmapUnavailableError",
     "ModelSafeError",
+    "SignatureError",
     "UnsupportedTypeError",
     "UntrustedTypesError",
 ]
@@ -110,3 +112,14 @@ class UnsupportedTypeError(ModelSafeError, TypeError):
 
 class MmapUnavailableError(ModelSafeError, ValueError):
     """``mmap`` was requested for a file whose buffers cannot be memory-mapped."""
+
+
+class SignatureError(ModelSafeError):
+    """A signature the caller requires is missing, by a key not trusted, or invalid.
+
+    ``found`` lists the key ids of the signatures the file carries (valid or not).
+    """
+
+    def __init__(self, message: str, *, found: Iterable[str] = ()) -> None:
+        self.found = list(found)
+        super().__init__(message)

@@ -21,6 +21,7 @@ ERRORS: list[tuple[BaseException, int]] = [
     (modelsafe.UntrustedTypesError(["mypkg.Net"], source="m.msafe"), 5),
     (modelsafe.UnsupportedTypeError("a lambda", path="root['f']"), 6),
     (modelsafe.MmapUnavailableError("compressed"), 7),
+    (modelsafe.SignatureError("not signed"), 8),
     (modelsafe.ModelSafeError("a future error without a code yet"), 1),
     (RuntimeError("a bug"), 1),
 ]
@@ -31,7 +32,7 @@ def test_each_error_has_its_exit_code(exc: BaseException, code: int) -> None:
     assert exit_code_for(exc) == code
 
 
-@pytest.mark.parametrize(("exc", "code"), ERRORS[:7], ids=lambda x: type(x).__name__)
+@pytest.mark.parametrize(("exc", "code"), ERRORS[:8], ids=lambda x: type(x).__name__)
 def test_a_command_that_raises_exits_with_the_code_and_a_message(
     exc: BaseException, code: int
 ) -> None:

@@ -6,7 +6,7 @@ import struct
 from dataclasses import dataclass
 
 MAGIC = b"\x93MSAFE"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: version 1 plus the signature trailer (docs/format.md, "Signatures")
 PREAMBLE = struct.Struct("<6sHQ")  # magic, format version (u16), header length (u64)
 PREAMBLE_SIZE = PREAMBLE.size  # 16
 ALIGN = 64
@@ -18,6 +18,16 @@ CODECS = ("zstd", "lz4")
 HASH_PREFIX = b'{"hash":"'
 HASH_PLACEHOLDER = "0" * DIGEST_HEX_LEN
 HASH_SPAN = slice(PREAMBLE_SIZE + len(HASH_PREFIX), PREAMBLE_SIZE + len(HASH_PREFIX) + 64)
+
+
+# The signature trailer (format version 2): records of SIGNATURE_SIZE bytes after the data.
+SIGNATURE_MAGIC = b"\x93MSSIG"
+SIGNATURE_ED25519 = 1  # the record's algorithm (u16 after the magic)
+SIGNATURE = struct.Struct("<6sHQ32s64s16s")  # magic, algorithm, signed at, key, signature, 0
+SIGNATURE_SIZE = SIGNATURE.size  # 128
+SIGNATURE_SIGNED = 48  # the record's bytes the signature covers: magic, algorithm, time, key
+SIGNATURE_DOMAIN = b"modelsafe signature 1\x00"  # prefixed to the message signed
+MAX_SIGNATURES = 64
 
 
 def align(n: int) -> int:

@@ -12,7 +12,7 @@ import mmap as _mmap
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from ..errors import FormatError, FormatVersionError, IntegrityError, MmapUnavailableError
@@ -28,8 +28,14 @@ from .layout import (
     HASH_PREFIX,
     HASH_SPAN,
     MAGIC,
+    MAX_SIGNATURES,
     PREAMBLE,
     PREAMBLE_SIZE,
+    SIGNATURE,
+    SIGNATURE_ED25519,
+    SIGNATURE_MAGIC,
+    SIGNATURE_SIGNED,
+    SIGNATURE_SIZE,
     Limits,
     align,
 )
@@ -54,6 +60,47 @@ class BufferEntry:
         return self.size if self.raw_size is None else self.raw_size
 
 
+@dataclass(frozen=True)
+class SignatureRecord:
+    """One record of the signature trailer, as read (nothing verified yet)."""
+
+    signed_at: int  # seconds since the epoch, as the signer's clock said
+    public_key: bytes  # Ed25519, raw 32 bytes
+    signature: bytes  # 64 bytes
+    signed: bytes  # the record's first SIGNATURE_SIGNED bytes, part of the signed message
+
+    @property
+    def key_id(self) -> str:
+        """The first 16 hex digits of the SHA-256 of the raw public key."""
+        import hashlib
+
+        return hashlib.sha256(self.public_key).hexdigest()[:16]
+
+
+def parse_trailer(raw: bytes, source: str) -> list[SignatureRecord]:
+    """The records of a version-2 signature trailer; FormatError for anything else."""
+    count, rest = divmod(len(raw), SIGNATURE_SIZE)
+    if rest:
+        raise FormatError(
+            f"{source}: {len(raw)} bytes after the data section are not whole "
+            f"{SIGNATURE_SIZE}-byte signature records"
+        )
+    if count > MAX_SIGNATURES:
+        raise FormatError(f"{source}: {count} signatures exceed the limit of {MAX_SIGNATURES}")
+    records = []
+    for i in range(count):
+        chunk = raw[i * SIGNATURE_SIZE : (i + 1) * SIGNATURE_SIZE]
+        magic, algorithm, signed_at, key, signature, zero = SIGNATURE.unpack(chunk)
+        if magic != SIGNATURE_MAGIC:
+            raise FormatError(f"{source}: signature {i} does not start with the record magic")
+        if algorithm != SIGNATURE_ED25519:
+            raise FormatError(f"{source}: signature {i} uses unknown algorithm {algorithm}")
+        if any(zero):
+            raise FormatError(f"{source}: signature {i} has non-zero bytes in its padding")
+        records.append(SignatureRecord(signed_at, key, signature, chunk[:SIGNATURE_SIGNED]))
+    return records
+
+
 @dataclass
 class Container:
     """A parsed, checked header and the means to reach the data section."""
@@ -69,6 +116,14 @@ class Container:
     identity: tuple[int, ...] = ()  # device, inode, size, mtime of the file read
     pending: Pending | None = None  # digests being computed (open_data(later=True))
     header_text: bytes = b""  # the header as read, for the object tree as the file has it
+    preamble: bytes = b""
+    signatures: list[SignatureRecord] = field(default_factory=list)  # the trailer's records
+
+    @property
+    def signed_message(self) -> bytes:
+        """What every signature of the file covers, after its own record's first bytes:
+        the preamble and the header, whose digests cover every buffer."""
+        return self.preamble + self.header_text
 
     def file_root(self) -> Any:
         """The object tree as in the file (``header["root"]`` is filled with the objects
@@ -392,9 +447,13 @@ def _finish(
         raise FormatError(
             f"{source}: truncated: {file_size} bytes, the header describes {expected}"
         )
-    if file_size > expected:
+    extra = file_size - expected
+    if extra and version == 1:  # version 1 has no trailer
+        raise FormatError(f"{source}: {extra} unexpected bytes after the data section")
+    if extra % SIGNATURE_SIZE or extra > MAX_SIGNATURES * SIGNATURE_SIZE:
         raise FormatError(
-            f"{source}: {file_size - expected} unexpected bytes after the data section"
+            f"{source}: {extra} bytes after the data section are not a signature trailer "
+            f"(at most {MAX_SIGNATURES} records of {SIGNATURE_SIZE} bytes)"
         )
     return header, entries
 
@@ -411,7 +470,11 @@ def open_container(
         pre = fh.read(PREAMBLE_SIZE)
         version, hlen = _check_preamble(pre, file_size, limits, source)
         body = _read_exact(fh, hlen, source)
-    header, entries = _finish(pre, body, file_size, source, limits, version, hlen, verify)
+        header, entries = _finish(pre, body, file_size, source, limits, version, hlen, verify)
+        end = PREAMBLE_SIZE + hlen + header["data_size"]
+        trailer = os.pread(fh.fileno(), file_size - end, end) if file_size > end else b""
+    if len(trailer) != file_size - end:
+        raise FormatError(f"{source}: the file changed while its trailer was read")
     return Container(
         header,
         version,
@@ -422,6 +485,8 @@ def open_container(
         path=str(p),
         identity=_identity(st),
         header_text=body,
+        preamble=pre,
+        signatures=parse_trailer(trailer, source),
     )
 
 
@@ -446,4 +511,16 @@ def parse_container(
     version, hlen = _check_preamble(pre, size, limits, source)
     body = bytes(mv[PREAMBLE_SIZE : PREAMBLE_SIZE + hlen])
     header, entries = _finish(pre, body, size, source, limits, version, hlen, verify)
-    return Container(header, version, hlen, size, entries, source, data=mv, header_text=body)
+    trailer = bytes(mv[PREAMBLE_SIZE + hlen + header["data_size"] :])
+    return Container(
+        header,
+        version,
+        hlen,
+        size,
+        entries,
+        source,
+        data=mv,
+        header_text=body,
+        preamble=pre,
+        signatures=parse_trailer(trailer, source),
+    )

@@ -7,7 +7,7 @@ import functools
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,12 +134,19 @@ def write_to(fh: BinaryIO, head: bytes, layout: Iterable[StoredBuffer]) -> None:
             fh.write(_PAD[: sb.pad])
 
 
-def to_bytes(layout: Layout) -> bytes:
-    parts: list[bytes | memoryview] = [layout.head(layout.digests())]
+Trailer = Callable[[bytes], bytes]
+"""Given the final preamble + header, the signature records to append (``_signing``)."""
+
+
+def to_bytes(layout: Layout, trailer: Trailer | None = None) -> bytes:
+    head = layout.head(layout.digests())
+    parts: list[bytes | memoryview] = [head]
     for sb in layout.buffers:
         parts.append(sb.data)
         if sb.pad:
             parts.append(_PAD[: sb.pad])
+    if trailer is not None:
+        parts.append(trailer(head))
     return b"".join(parts)
 
 
@@ -156,15 +163,14 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: str | os.PathLike[str], layout: Layout, *, fsync: bool) -> Path:
-    """Write to a temporary file beside ``path``, flush, fsync, then rename over it.
+def replace_atomic(
+    path: str | os.PathLike[str], write: Callable[[BinaryIO], None], *, fsync: bool
+) -> Path:
+    """Run ``write`` on a temporary file beside ``path``, flush, fsync, rename it over
+    ``path`` (keeping its permissions) and fsync the directory.
 
-    A crash or kill at any moment leaves ``path`` holding either its previous
-    content or the complete new file, never a partial one. Above 1 MiB of data
-    the buffers are hashed on the other cores while they are written; the header,
-    whose length does not depend on the digests, is written first as a
-    placeholder and rewritten in place once they are known, before the fsync
-    and the rename.
+    A crash or kill at any moment leaves ``path`` holding either its previous content
+    or the complete new file, never a partial one.
     """
     target = Path(os.fspath(path))
     directory = target.parent if str(target.parent) else Path(".")
@@ -176,22 +182,8 @@ def write_atomic(path: str | os.PathLike[str], layout: Layout, *, fsync: bool) -
             except FileNotFoundError:
                 mode = 0o666 & ~_umask()
             os.fchmod(fh.fileno(), mode)
-            if layout.data_size < _HASH_WHILE_WRITING or cores() == 1:
-                # Small: a thread would cost more than the hashing it overlaps.
-                write_to(fh, layout.head(layout.digests()), layout.buffers)
-                fh.flush()
-            else:
-                placeholder = layout.head([HASH_PLACEHOLDER] * len(layout.buffers))
-                with ThreadPoolExecutor(max_workers=1) as pool:
-                    # Every core but the one writing: hashing on all of them slows the write.
-                    pending = pool.submit(layout.digests, cores() - 1)
-                    write_to(fh, placeholder, layout.buffers)
-                    digests = pending.result()
-                head = layout.head(digests)
-                if len(head) != len(placeholder):  # pragma: no cover - fixed-width digests
-                    raise AssertionError("header length changed with its digests")
-                fh.flush()
-                os.pwrite(fh.fileno(), head, 0)
+            write(fh)
+            fh.flush()
             if fsync:
                 os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -208,3 +200,40 @@ def write_atomic(path: str | os.PathLike[str], layout: Layout, *, fsync: bool) -
             finally:
                 os.close(dfd)
     return target
+
+
+def write_atomic(
+    path: str | os.PathLike[str], layout: Layout, *, fsync: bool, trailer: Trailer | None = None
+) -> Path:
+    """Write a laid-out container to ``path`` atomically (:func:`replace_atomic`).
+
+    Above 1 MiB of data the buffers are hashed on the other cores while they are
+    written; the header, whose length does not depend on the digests, is written first
+    as a placeholder and rewritten in place once they are known, before the fsync and
+    the rename. ``trailer`` (signing) makes the records appended after the data from
+    the final header.
+    """
+
+    def write(fh: BinaryIO) -> None:
+        if layout.data_size < _HASH_WHILE_WRITING or cores() == 1:
+            # Small: a thread would cost more than the hashing it overlaps.
+            head = layout.head(layout.digests())
+            write_to(fh, head, layout.buffers)
+            if trailer is not None:
+                fh.write(trailer(head))
+            return
+        placeholder = layout.head([HASH_PLACEHOLDER] * len(layout.buffers))
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # Every core but the one writing: hashing on all of them slows the write.
+            pending = pool.submit(layout.digests, cores() - 1)
+            write_to(fh, placeholder, layout.buffers)
+            digests = pending.result()
+        head = layout.head(digests)
+        if len(head) != len(placeholder):  # pragma: no cover - fixed-width digests
+            raise AssertionError("header length changed with its digests")
+        if trailer is not None:
+            fh.write(trailer(head))
+        fh.flush()
+        os.pwrite(fh.fileno(), head, 0)
+
+    return replace_atomic(path, write, fsync=fsync)

@@ -117,6 +117,8 @@ def _summary(info: FileInfo) -> Any:
     add("header size", _sized(info.header_size))
     add("data size", f"{_sized(info.data_size)} in {len(info.buffers)} buffer(s)")
     add("compression", _compression(info))
+    signed = [f"{s['key_id']} ({s['signed_at']})" for s in info.signatures]
+    add("signatures", ", ".join(signed) + " (not verified here)" if signed else "none")
     for key in _META_ROWS:
         if key in meta:
             add(key, _meta_text(meta, key))

@@ -14,11 +14,13 @@ from ..errors import (
     IntegrityError,
     MmapUnavailableError,
     ModelSafeError,
+    SignatureError,
     UnsupportedTypeError,
     UntrustedTypesError,
 )
 from .demo import demo_command
 from .inspect_cmd import inspect_command
+from .sign_cmd import keygen_command, sign_command, verify_command
 from .trusted_cmd import trusted_command
 
 EXIT_OK = 0
@@ -29,7 +31,8 @@ EXIT_INTEGRITY = 4
 EXIT_UNTRUSTED = 5
 EXIT_UNSUPPORTED = 6
 EXIT_MMAP = 7
-# 8, 9 and 10 are kept for SignatureError, EnvironmentMismatch and StoreError.
+EXIT_SIGNATURE = 8
+# 9 and 10 are kept for EnvironmentMismatch and StoreError.
 
 # Most specific first: the first class the error is an instance of wins.
 EXIT_CODES: tuple[tuple[type[ModelSafeError], int], ...] = (
@@ -38,6 +41,7 @@ EXIT_CODES: tuple[tuple[type[ModelSafeError], int], ...] = (
     (UntrustedTypesError, EXIT_UNTRUSTED),
     (UnsupportedTypeError, EXIT_UNSUPPORTED),
     (MmapUnavailableError, EXIT_MMAP),
+    (SignatureError, EXIT_SIGNATURE),
 )
 
 EPILOG = """\b
@@ -51,7 +55,8 @@ Exit codes:
   5  UntrustedTypesError: the file needs types that are not trusted
   6  UnsupportedTypeError: a value cannot be saved securely
   7  MmapUnavailableError: memory mapping asked for, but buffers are compressed
-  8-10  reserved (signatures, environment mismatch, model store)
+  8  SignatureError: a required signature is missing, by no trusted key, or invalid
+  9-10  reserved (environment mismatch, model store)
 
 See docs/cli.md."""
 
@@ -102,3 +107,6 @@ def main() -> None:
 main.add_command(inspect_command)
 main.add_command(demo_command)
 main.add_command(trusted_command)
+main.add_command(keygen_command)
+main.add_command(sign_command)
+main.add_command(verify_command)
