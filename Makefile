@@ -5,6 +5,7 @@
 #   make test-all   whole test suite, slow sweeps included
 #   make lint       ruff check, ruff format --check, mypy (strict on src/modelsafe)
 #   make bench      full benchmarks (numpy payloads, the model zoo, signing); make bench-quick for a short run
+#   make fuzz       fuzz the reader with atheris for FUZZ_SECONDS (default 300; .fuzz/ keeps the corpus)
 #   make lock       re-resolve dependencies from pyproject.toml and rewrite constraints.txt
 #   make clean      remove .venv, build artefacts and caches
 
@@ -12,9 +13,12 @@ PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 VENV_PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-LINT_PATHS := src tests benchmarks
+LINT_PATHS := src tests benchmarks fuzz
 
-.PHONY: test test-all lint demo bench bench-quick lock clean
+.PHONY: test test-all lint demo bench bench-quick fuzz lock clean
+
+FUZZ_SECONDS ?= 300
+FUZZ_STAMP := $(VENV)/.fuzz-installed
 
 # The interpreter exists: create the venv once. Order-only below, so the
 # symlink's timestamp never triggers a reinstall.
@@ -48,13 +52,21 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(VENV_PY) -m benchmarks.run --suite all
 
+# atheris only here: a 35 MB wheel the test suite does not need.
+$(FUZZ_STAMP): $(STAMP)
+	$(VENV_PY) -m pip install -c constraints.txt -e '.[dev,fuzz]'
+	touch $@
+
+fuzz: $(FUZZ_STAMP)
+	$(VENV_PY) -m fuzz.run --seconds $(FUZZ_SECONDS)
+
 bench-quick: $(STAMP)
 	$(VENV_PY) -m benchmarks.run --suite all --quick
 
 # Resolve without the old pins (pip keeps installed versions that still fit;
 # `make clean lock` re-resolves everything), then freeze the result.
 lock: | $(VENV_PY)
-	$(VENV_PY) -m pip install -e '.[dev]'
+	$(VENV_PY) -m pip install -e '.[dev,fuzz]'
 	{ echo '# Pinned versions of every dependency (direct and transitive) used by `make .venv`.'; \
 	  echo '# Regenerate with `make lock` (pip freeze --exclude-editable of .venv); do not edit by hand.'; \
 	  $(VENV_PY) -m pip freeze --exclude-editable | grep -viE '^(-e |modelsafe([ =@]|$$))'; \

@@ -17,10 +17,13 @@ import functools
 import re
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.datasets import load_diabetes, load_iris, make_classification
 
 import modelsafe
@@ -824,3 +827,84 @@ def test_spaces_are_counted_per_line_across_the_scan_slices() -> None:
     starts = np.concatenate(([0], ends[:-1] + 1))
     counted = _text._spaces(seg, starts, ends)
     assert counted.tolist() == [line.count(" ") for line in lines]
+
+
+# -- the values of the number lines ----------------------------------------------------------
+
+_TOKEN_CHARS = "0123456789.eE+-infa*x"
+
+
+def _reference(text: str, floats: bool, loose: bool = False) -> bool:
+    """The rule _tokens_ok applies, written plainly: lines of single-space-separated
+    tokens, each matching the grammar (``loose``: separated by any spaces)."""
+    import re
+
+    from modelsafe._handlers.lightgbm._text import _FLOAT_TOKEN
+
+    grammar = _FLOAT_TOKEN if floats else re.compile(r"-?[0-9]+")
+    if not text.endswith("\n"):
+        return False
+    return all(
+        all(grammar.fullmatch(token) for token in line.split(" ") if token or not loose)
+        for line in text[:-1].split("\n")
+    )
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    lines=st.lists(
+        st.lists(st.text(alphabet=_TOKEN_CHARS, min_size=0, max_size=7), min_size=1, max_size=4),
+        min_size=1,
+        max_size=3,
+    ),
+    floats=st.booleans(),
+    loose=st.booleans(),
+)
+def test_number_tokens_are_checked_by_their_grammar(
+    lines: list[list[str]], floats: bool, loose: bool
+) -> None:
+    from modelsafe._handlers.lightgbm._text import _tokens_ok
+
+    text = "".join(" ".join(tokens) + "\n" for tokens in lines)
+    buf = np.frombuffer(text.encode(), dtype=np.uint8)
+    want = _reference(text, floats, loose)
+    assert _tokens_ok(buf, floats=floats, loose=loose) == want, repr(text)
+
+
+# Tokens the grammar accepts, each put into a real model's internal_value line: LightGBM
+# must parse every one (its reader ends the process on a token it does not know).
+_ACCEPTED = ["0", "-0", "1.", ".5", "-.5", "1.5e-07", "2E+300", "1e999", "inf", "-inf", "nan"]
+_ACCEPTED += ["-nan", "123456789012345678901234567890"]
+
+
+def test_every_token_shape_the_grammar_accepts_is_one_lightgbm_reads(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import lightgbm
+
+    from modelsafe._handlers.lightgbm._text import _FLOAT_TOKEN
+
+    assert all(_FLOAT_TOKEN.fullmatch(t) for t in _ACCEPTED)
+    model = lightgbm.LGBMRegressor(n_estimators=2, num_leaves=4, verbose=-1)
+    x, y = load_diabetes(return_X_y=True)
+    text = model.fit(x, y).booster_.model_to_string()
+    source = tmp_path / "model.txt"
+    source.write_text(text)
+    code = f"""
+import lightgbm, sys
+text = open({str(source)!r}).read()
+for token in sys.argv[1:]:
+    i = text.index("internal_value=") + len("internal_value=")
+    j = text.index(" ", i)
+    edited = text[:i] + token + text[j:]
+    head, rest = edited.split("tree_sizes=", 1)
+    sizes, tail = rest.split("\\n", 1)
+    numbers = [int(v) for v in sizes.split()]
+    numbers[0] += len(token) - (j - i)
+    edited = head + "tree_sizes=" + " ".join(map(str, numbers)) + "\\n" + tail
+    lightgbm.Booster(model_str=edited)
+print("all read")
+"""
+    run = subprocess.run([sys.executable, "-c", code, *_ACCEPTED], capture_output=True, text=True)
+    assert run.returncode == 0 and "all read" in run.stdout, run.stderr[-500:]

@@ -350,6 +350,19 @@ class _Matched:
             pos += size
         self.col = dict(zip(_FIELDS, zip(*rows, strict=True), strict=True))
         self.n = len(rows)
+        lines = [(f, False, False) for f in _INT_LINES] + [(f, True, False) for f in _FLOAT_LINES]
+        for field, floats, loose in lines + [(f, fl, True) for f, fl in _LOOSE_LINES]:
+            for t, line in enumerate(self.col[field]):
+                if line and not _tokens_ok(
+                    np.frombuffer((line + "\n").encode(), dtype=np.uint8),
+                    floats=floats,
+                    loose=loose,
+                ):
+                    _fail(
+                        f"tree {t}: {field} holds a value that is not a "
+                        + ("decimal number" if floats else "decimal integer")
+                        + " as LightGBM writes it (single spaces between values)"
+                    )
 
     def numbers(self, field: str) -> np.ndarray[Any, Any]:
         """One small integer per tree (``Tree=``, ``num_leaves``, ``num_cat``, ``is_linear``)."""
@@ -400,8 +413,22 @@ _INT_LINES = (
     "cat_boundaries",
     "cat_threshold",
     "num_features",
-    "leaf_features",
 )
+# Lines of decimal numbers (LightGBM reads them with its Atof, which ends the process on
+# a token it does not know): each token is checked against _FLOAT_TOKEN.
+_FLOAT_LINES = (
+    "split_gain",
+    "threshold",
+    "leaf_value",
+    "leaf_weight",
+    "internal_value",
+    "internal_weight",
+    "leaf_const",
+    "shrinkage",
+)
+# leaf_features and leaf_coeff of a linear tree: each leaf's values, leaves separated by
+# two spaces (and a leaf without features by none): checked with loose=True.
+_LOOSE_LINES = (("leaf_features", False), ("leaf_coeff", True))
 _POWERS = 10 ** np.arange(19, dtype=np.int64)
 _POS = np.int32  # positions in the trees' bytes: the numpy reader reads less than 2 GiB
 _MAX_SCANNED = 1 << 31
@@ -505,9 +532,12 @@ class _Scanned:
             return False
         for field, values in zip(_PARSED, np.split(used, np.cumsum(totals)[:-1]), strict=True):
             self.values[field] = values
-        other = self._gather(_INT_LINES)
-        digit = (other - np.uint8(48)) < 10
-        return bool((digit | (other == 32) | (other == 45) | (other == 10)).all())
+        return (
+            _tokens_ok(self._gather(_INT_LINES), floats=False)
+            and _tokens_ok(self._gather(_FLOAT_LINES), floats=True)
+            and _tokens_ok(self._gather(("leaf_features",)), floats=False, loose=True)
+            and _tokens_ok(self._gather(("leaf_coeff",)), floats=True, loose=True)
+        )
 
     def width(self, fields: tuple[str, ...]) -> np.ndarray[Any, Any]:
         """Characters of each field's line (rows) in each tree (columns)."""
@@ -585,6 +615,135 @@ def _parse(buf: np.ndarray[Any, Any], *, signed: bool) -> np.ndarray[Any, Any] |
         value += np.where(size > k, digit[np.maximum(stop, 0)], 0) * _POWERS[k]
     np.negative(value, out=value, where=minus)
     return value
+
+
+# Byte classes for _tokens_ok: separators, digits, '.', 'e'/'E', '-', '+', the letters of
+# inf and nan, anything else.
+_SEP, _DIG, _DOT, _EXP, _MINUS, _PLUS, _LETTER, _BAD = range(8)
+_CLASS = np.full(256, _BAD, dtype=np.uint8)
+_CLASS[[32, 10]] = _SEP
+_CLASS[48:58] = _DIG
+_CLASS[ord(".")] = _DOT
+_CLASS[[ord("e"), ord("E")]] = _EXP
+_CLASS[ord("-")] = _MINUS
+_CLASS[ord("+")] = _PLUS
+_CLASS[[ord(c) for c in "infa"]] = _LETTER
+_FOLLOWS = np.zeros(64, dtype=bool)  # [previous class * 8 + class]: may this byte follow that
+for _a, _bs in {
+    _SEP: (_DIG, _DOT, _MINUS, _LETTER),
+    _DIG: (_DIG, _DOT, _EXP, _SEP),
+    _DOT: (_DIG, _EXP, _SEP),
+    _EXP: (_DIG, _MINUS, _PLUS),
+    _MINUS: (_DIG, _DOT, _LETTER),
+    _PLUS: (_DIG,),
+    _LETTER: (_LETTER, _SEP),
+}.items():
+    _FOLLOWS[[_a * 8 + b for b in _bs]] = True
+# The same for the bytes but digits, in order (an exponent's '-' counted as '+'): after a
+# dot come an exponent or the end of the token; after an exponent, a sign or the end;
+# letters only with letters.
+_FOLLOWS_SKIPPING = np.zeros(64, dtype=bool)
+for _a, _bs in {
+    _SEP: (_SEP, _DOT, _EXP, _MINUS, _LETTER),
+    _DOT: (_EXP, _SEP),
+    _EXP: (_MINUS, _PLUS, _SEP),
+    _MINUS: (_SEP, _DOT, _EXP, _LETTER),
+    _PLUS: (_SEP,),
+    _LETTER: (_LETTER, _SEP),
+}.items():
+    _FOLLOWS_SKIPPING[[_a * 8 + b for b in _bs]] = True
+_WORDS = {b"inf", b"-inf", b"nan", b"-nan"}
+_FLOAT_TOKEN = re.compile(
+    r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|-?inf|-?nan", re.ASCII
+)
+
+
+def _tokens_ok(buf: np.ndarray[Any, Any], *, floats: bool, loose: bool = False) -> bool:
+    """Whether ``buf``, lines of values each ending with a newline, holds only tokens
+    separated by single spaces that are decimal numbers as LightGBM writes them
+    (``_FLOAT_TOKEN``; ``floats=False``: ``-?[0-9]+``). LightGBM's own number reader
+    ends the process (std::terminate) on a token it does not know, such as ``0*1``,
+    ``--1`` or ``inf5``. ``loose``: tokens separated by any spaces, lines of spaces
+    only allowed (a linear tree's ``leaf_features`` and ``leaf_coeff``)."""
+    if loose:
+        buf = _squeezed(buf)
+    if not len(buf):
+        return True
+    cls = _CLASS[buf]
+    if not floats:
+        return _ints_only(cls)
+    if (cls == _BAD).any():
+        return False
+    if cls[0] not in (_DIG, _DOT, _MINUS, _LETTER) or cls[-1] != _SEP:
+        return False
+    pair = cls[:-1] << 3
+    pair |= cls[1:]
+    if not _FOLLOWS[pair].all():
+        return False
+    # Digits aside, a token reads [-] [.] [e [sign]] or [-] letters: in the sequence of the
+    # other bytes, a second dot or exponent, or a dot after the exponent, is a pair that
+    # _FOLLOWS_SKIPPING refuses.
+    others = np.flatnonzero(cls != _DIG)
+    kinds = cls[others]
+    kinds[(kinds == _MINUS) & (cls[others - 1] == _EXP)] = _PLUS  # the exponent's sign
+    pair = kinds[:-1] << 3
+    pair |= kinds[1:]
+    if not _FOLLOWS_SKIPPING[pair].all():
+        return False
+    # A dot needs a digit before it unless one follows it ('1.', '.5'; not '.' or '.e5').
+    dots = others[kinds == _DOT]
+    lone = dots[cls[dots + 1] != _DIG]
+    if len(lone) and ((lone == 0).any() or (cls[lone - 1] != _DIG).any()):
+        return False
+    # The mantissa has a digit: 'e' follows a digit, or a dot that follows a digit.
+    exps = others[kinds == _EXP]
+    before = cls[exps - 1]
+    if ((before != _DIG) & ((before != _DOT) | (cls[exps - 2] != _DIG))).any():
+        return False
+    letters = others[kinds == _LETTER]
+    if len(letters):  # inf and nan are rare: check those tokens one by one
+        text = buf.tobytes()
+        for at in letters.tolist():
+            start = max(text.rfind(b" ", 0, at), text.rfind(b"\n", 0, at)) + 1
+            stop = min(i for i in (text.find(b" ", at), text.find(b"\n", at)) if i >= 0)
+            if text[start:stop] not in _WORDS:
+                return False
+    return True
+
+
+def _squeezed(buf: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """``buf`` with the spaces that do not separate two tokens, and empty lines, removed."""
+    if not len(buf):
+        return buf
+    space = buf == 32
+    keep = ~space
+    keep[:-1] |= space[:-1] & (buf[1:] != 32) & (buf[1:] != 10)  # a space before a token
+    keep[0] &= not space[0]
+    out = buf[keep]
+    starts = np.flatnonzero(out[:-1] == 10) + 1  # no space first on a line
+    drop = np.zeros(len(out), dtype=bool)
+    if len(out) and out[0] == 32:
+        drop[0] = True
+    drop[starts[out[starts] == 32]] = True
+    out = out[~drop]
+    newline = out == 10  # no empty line
+    empty = newline.copy()
+    empty[1:] &= newline[:-1]
+    squeezed: np.ndarray[Any, Any] = out[~empty]
+    return squeezed
+
+
+def _ints_only(cls: np.ndarray[Any, Any]) -> bool:
+    """Tokens ``-?[0-9]+`` separated by single spaces, each line ending with a newline."""
+    if ((cls != _SEP) & (cls != _DIG) & (cls != _MINUS)).any():
+        return False
+    if cls[0] == _SEP or cls[-1] != _SEP:
+        return False
+    prev, cur = cls[:-1], cls[1:]
+    # '-' only first in a token, and followed by a digit; no empty token.
+    bad = ((cur == _MINUS) & (prev != _SEP)) | ((prev == _MINUS) & (cur != _DIG))
+    bad |= (prev == _SEP) & (cur == _SEP)
+    return not bool(bad.any())
 
 
 def _spaces(

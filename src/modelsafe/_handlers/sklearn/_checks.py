@@ -271,8 +271,8 @@ def check_in_batches(
         if len(raws) == 1:
             joined = raws[0]
         else:
-            if not scratch:
-                scratch.append(np.empty((batch_records, raws[0].shape[1]), dtype=np.uint8))
+            if not scratch or len(scratch[0]) < size:  # as large as the batches need
+                scratch[:] = [np.empty((size, raws[0].shape[1]), dtype=np.uint8)]
             joined = np.concatenate(raws, out=scratch[0][:size])
         if check(batch, joined):
             for node, ready in batch:
