@@ -106,8 +106,19 @@ def _boosters() -> dict[str, Any]:
 
 
 def seeds() -> dict[str, bytes]:
-    """Name -> file bytes, each a valid .msafe file (metadata time pinned)."""
-    os.environ.setdefault("SOURCE_DATE_EPOCH", "0")
+    """Name -> file bytes, each a valid .msafe file (metadata and signing times pinned)."""
+    before = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = "0"
+    try:
+        return _seeds()
+    finally:  # the caller's environment as it was
+        if before is None:
+            del os.environ["SOURCE_DATE_EPOCH"]
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = before
+
+
+def _seeds() -> dict[str, bytes]:
     objects: dict[str, Any] = {"plain": _plain(), "sparse": _sparse(), "pandas": _pandas()}
     objects.update(_sklearn())
     objects.update(_boosters())
