@@ -96,6 +96,24 @@ class Target:
         self.measure_memory = measure_memory
         self.outcomes: dict[str, int] = {}
 
+    def _once(self, entry: str, data: bytes) -> tuple[str, int]:
+        """The outcome of one entry point, and its peak of traced memory (0 unmeasured)."""
+        if self.measure_memory:
+            tracemalloc.reset_peak()
+            before = tracemalloc.get_traced_memory()[0]
+        try:
+            result = _call(entry, data, self.path)
+            outcome = "ok"
+            del result
+        except ModelSafeError as exc:
+            outcome = type(exc).__name__
+        except RecursionError as exc:
+            raise Violation(f"{entry}: RecursionError escaped: {exc}") from exc
+        except Exception as exc:
+            raise Violation(f"{entry}: {type(exc).__name__} escaped: {exc}") from exc
+        peak = tracemalloc.get_traced_memory()[1] - before if self.measure_memory else 0
+        return outcome, peak
+
     def close(self) -> None:
         os.unlink(self.path)
         if tracemalloc.is_tracing():
@@ -117,23 +135,12 @@ class Target:
         if self.measure_memory and not tracemalloc.is_tracing():
             tracemalloc.start()  # once: starting and stopping it each time leaks
         for entry in _ENTRIES:
-            if self.measure_memory:
-                tracemalloc.reset_peak()
-                before = tracemalloc.get_traced_memory()[0]
-            try:
-                result = _call(entry, data, self.path)
-                outcome = "ok"
-                del result
-            except ModelSafeError as exc:
-                outcome = type(exc).__name__
-            except RecursionError as exc:
-                raise Violation(f"{entry}: RecursionError escaped: {exc}") from exc
-            except Exception as exc:
-                raise Violation(f"{entry}: {type(exc).__name__} escaped: {exc}") from exc
-            finally:
-                if self.measure_memory:
-                    peak = tracemalloc.get_traced_memory()[1] - before
-            if self.measure_memory and peak > limit:
+            outcome, peak = self._once(entry, data)
+            if peak > limit:
+                # A first run along a code path may import a module or fill a cache: only
+                # memory the input takes again on a second run counts.
+                outcome, peak = self._once(entry, data)
+            if peak > limit:
                 raise Violation(
                     f"{entry}: {peak} bytes allocated at the peak for a {len(data)}-byte input "
                     f"(limit {limit}: 4x the input, the declared buffers and the allowance)"
