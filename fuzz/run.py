@@ -29,7 +29,7 @@ with atheris.instrument_imports(include=["modelsafe"]):
     import modelsafe._signing  # noqa: F401
 
 from fuzz.corpus import write
-from fuzz.target import Target
+from fuzz.target import INSTRUMENTED_ALLOWANCE, Target
 
 ROOT = ".fuzz"
 
@@ -43,7 +43,7 @@ def main() -> None:
     for d in (corpus, crashes):
         os.makedirs(d, exist_ok=True)
     paths = write(seeds)
-    target = Target(measure_memory=False)
+    target = Target(measure_memory=False, allowance=INSTRUMENTED_ALLOWANCE)
     for p in paths:  # warm up: every lazy import happens before inputs are measured
         with open(p, "rb") as fh:
             target.run(fh.read())
