@@ -1,0 +1,192 @@
+"""Floors under the zoo's targets: what pickle's own time is made of, measured in-process.
+
+    python -m benchmarks.floors [--models xgb500,lgbm500,ct_pipe] [--out benchmarks/results]
+
+- For XGBoost and LightGBM, pickle's load is the library's own parser of its model
+  bytes: ``pickle.loads`` against ``Booster.load_model`` / ``Booster(model_str=)`` alone.
+  A reader that must check those bytes before the parser sees them (issue 3, item 3)
+  cannot load in less than the parser's time.
+- For the small pipeline, the time to read the file and parse its JSON header alone.
+- For saving, pickle with the durability every modelsafe save has (write, flush, fsync,
+  rename) against pickle as the zoo times it (no fsync).
+
+Best of ``--repeat`` runs with ``gc.freeze()``; writes ``floors.{md,json}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import pickle
+import struct
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import modelsafe
+from benchmarks.children import ROOT
+from benchmarks.machine import machine_facts
+from benchmarks.zoo import FULL, ZOO
+
+
+def _best(call: Callable[[], Any], repeat: int) -> float:
+    call()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = call()
+        best = min(best, time.perf_counter() - start)
+        del result
+    return best
+
+
+def _parser_floor(name: str, model: Any, blob: bytes, repeat: int) -> dict[str, float]:
+    if name.startswith("xgb"):
+        import xgboost
+
+        raw = bytearray(model.get_booster().save_raw("ubj"))
+
+        def parse() -> Any:
+            booster = xgboost.Booster()
+            booster.load_model(raw)
+            return booster
+    else:
+        import lightgbm
+
+        text = model.booster_.model_to_string(num_iteration=-1)
+
+        def parse() -> Any:
+            return lightgbm.Booster(model_str=text)
+
+    unpickled = _best(lambda: pickle.loads(blob), repeat)
+    return {"pickle.loads": unpickled, "parser": _best(parse, repeat)}
+
+
+def _header_floor(path: str, pickled: str, repeat: int) -> dict[str, float]:
+    def read() -> bytes:
+        with open(path, "rb") as fh:
+            return fh.read()
+
+    data = read()
+    (n,) = struct.unpack_from("<Q", data, 8)
+    header = data[16 : 16 + n]
+
+    def unpickle() -> Any:
+        with open(pickled, "rb") as fh:
+            return pickle.load(fh)
+
+    return {
+        "pickle.load": _best(unpickle, repeat),
+        "read the file": _best(read, repeat),
+        "json.loads(header)": _best(lambda: json.loads(header), repeat),
+        "modelsafe.load": _best(lambda: modelsafe.load(path), repeat),
+    }
+
+
+def _save_floor(model: Any, folder: str, repeat: int) -> dict[str, float]:
+    plain, durable, tmp = (os.path.join(folder, n) for n in ("p.pkl", "d.pkl", "d.tmp"))
+
+    def pickle_save() -> None:
+        with open(plain, "wb") as fh:
+            pickle.dump(model, fh, protocol=5)
+
+    def durable_save() -> None:
+        with open(tmp, "wb") as fh:
+            pickle.dump(model, fh, protocol=5)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, durable)
+
+    def modelsafe_save() -> None:
+        modelsafe.save(model, os.path.join(folder, "m.msafe"))
+
+    return {
+        "pickle": _best(pickle_save, repeat),
+        "pickle + fsync + rename": _best(durable_save, repeat),
+        "modelsafe.save": _best(modelsafe_save, repeat),
+    }
+
+
+def run(models: list[str], repeat: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"repeat": repeat, "models": {}}
+    with tempfile.TemporaryDirectory(prefix="modelsafe-floors-") as folder:
+        for name in models:
+            model = ZOO[name].build(FULL).model
+            blob = pickle.dumps(model, protocol=5)
+            pickled = os.path.join(folder, f"{name}.pkl")
+            Path(pickled).write_bytes(blob)
+            path = str(modelsafe.save(model, os.path.join(folder, f"{name}.msafe")))
+            gc.collect()
+            gc.freeze()
+            row: dict[str, Any] = {"save": _save_floor(model, folder, max(3, repeat // 10))}
+            if name.startswith(("xgb", "lgbm")):
+                row["load"] = _parser_floor(name, model, blob, repeat)
+            else:
+                row["load"] = _header_floor(path, pickled, repeat)
+            gc.unfreeze()
+            out["models"][name] = row
+            print(name, json.dumps(row), flush=True)
+    saves = [r["save"] for r in out["models"].values()]
+    out["save_geomean"] = {
+        key: math.exp(sum(math.log(s[key] / s["pickle"]) for s in saves) / len(saves))
+        for key in ("pickle + fsync + rename", "modelsafe.save")
+    }
+    out["machine"] = machine_facts(tempfile.gettempdir())
+    return out
+
+
+def write(result: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "floors.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [
+        "# Floors under the zoo's targets",
+        "",
+        "Generated by `python -m benchmarks.floors` (in-process, best of "
+        f"{result['repeat']}, `gc.freeze()`; milliseconds).",
+        "",
+        "## Load",
+        "",
+        "| model | measured | ms | x pickle |",
+        "|---|---|--:|--:|",
+    ]
+    for name, row in result["models"].items():
+        load = row["load"]
+        base = load.get("pickle.loads") or load["pickle.load"]
+        for key, value in load.items():
+            lines.append(f"| {name} | {key} | {value * 1e3:.3f} | {value / base:.2f} |")
+    lines += ["", "## Save", "", "| model | measured | ms | x pickle |", "|---|---|--:|--:|"]
+    for name, row in result["models"].items():
+        for key, value in row["save"].items():
+            ratio = value / row["save"]["pickle"]
+            lines.append(f"| {name} | {key} | {value * 1e3:.2f} | {ratio:.2f} |")
+    geo = result["save_geomean"]
+    lines += [
+        "",
+        f"Geometric mean over these models: pickle + fsync + rename "
+        f"**{geo['pickle + fsync + rename']:.2f}x** pickle; modelsafe.save "
+        f"**{geo['modelsafe.save']:.2f}x**.",
+        "",
+        f"Machine: {json.dumps(result['machine'])}",
+        "",
+    ]
+    (out / "floors.md").write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.floors", description=__doc__)
+    parser.add_argument("--models", default=",".join(ZOO))
+    parser.add_argument("--repeat", type=int, default=40)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = parser.parse_args(argv)
+    result = run(args.models.split(","), args.repeat)
+    write(result, Path(args.out))
+    print((Path(args.out) / "floors.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
