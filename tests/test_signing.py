@@ -68,6 +68,8 @@ def test_several_signatures_each_verify(signed: bytes, keys: Any, tmp_path: Path
     assert modelsafe.verify_signatures(signed, keys["bob"][1]) == [bob]
     assert modelsafe.verify_signatures(signed, [keys["alice"][1], keys["bob"][1]]) == [alice, bob]
     assert deep_equal(modelsafe.loads(signed, require_signature=keys["bob"][1]), _model())
+    twice = modelsafe.dumps(1, sign_with=[keys["alice"][0], keys["alice"][0]])
+    assert [s["key_id"] for s in modelsafe.inspect(twice).signatures] == [alice]
     # A third signature added to the file later keeps the first two.
     path = tmp_path / "m.msafe"
     path.write_bytes(signed)

@@ -26,7 +26,7 @@ from ._container.layout import (
     SIGNATURE_MAGIC,
     SIGNATURE_SIGNED,
 )
-from ._container.reader import Container, SignatureRecord, open_container
+from ._container.reader import Container, SignatureRecord, key_id, open_container
 from .errors import FormatError, SignatureError
 
 KEYRING_ENV = "MODELSAFE_KEYRING"
@@ -45,13 +45,6 @@ def _ed25519() -> Any:
             "signatures need the 'cryptography' package: pip install 'modelsafe[sign]'"
         ) from None
     return ed25519
-
-
-def key_id(public_raw: bytes) -> str:
-    """A key's id: the first 16 hex digits of the SHA-256 of its raw 32 bytes."""
-    import hashlib
-
-    return hashlib.sha256(public_raw).hexdigest()[:16]
 
 
 def _raw_public(key: Any) -> bytes:
@@ -237,12 +230,16 @@ def signing_keys(sign_with: Any, passphrase: str | bytes | None = None) -> list[
     items = [sign_with] if isinstance(sign_with, str | os.PathLike) else sign_with
     if not isinstance(items, list | tuple):
         items = [items]
-    keys = [load_private_key(k, passphrase) for k in items]
+    keys = list({_id_of(k): k for k in (load_private_key(k, passphrase) for k in items)}.values())
     if not keys:
         raise ValueError("sign_with: no key given")
     if len(keys) > MAX_SIGNATURES:
         raise ValueError(f"sign_with: at most {MAX_SIGNATURES} keys")
     return keys
+
+
+def _id_of(private: Any) -> str:
+    return key_id(_raw_public(private.public_key()))
 
 
 def trailer_for(keys: list[Any]) -> Any:
@@ -275,8 +272,8 @@ def sign_file(
         )
     _check_data(c)
     have = {r.key_id for r in c.signatures}
-    new = [k for k in keys if key_id(_raw_public(k.public_key())) not in have]
-    ids = [key_id(_raw_public(k.public_key())) for k in keys]
+    ids = [_id_of(k) for k in keys]
+    new = [k for k, i in zip(keys, ids, strict=True) if i not in have]
     if not new:
         return ids
     if len(c.signatures) + len(new) > MAX_SIGNATURES:
@@ -333,9 +330,7 @@ def _check_data(c: Container) -> None:
 # -- verifying --------------------------------------------------------------------------
 
 
-def check_signatures(
-    c: Container, trusted: dict[str, str], *, allow_unsigned: bool = False
-) -> list[str]:
+def check_signatures(c: Container, trusted: dict[str, str]) -> list[str]:
     """Every signature of ``c`` must be valid, and one at least by a trusted key.
 
     Returns the trusted key ids that signed; raises ``SignatureError`` naming the key ids
@@ -343,21 +338,13 @@ def check_signatures(
     """
     found = [r.key_id for r in c.signatures]
     wanted = ", ".join(sorted(trusted))
-    if not found and allow_unsigned:
-        return []
     if not found:
         raise SignatureError(
             f"{c.source}: the file is not signed; a signature by a trusted key ({wanted}) "
             "is required",
             found=found,
         )
-    for i, record in enumerate(c.signatures):
-        if not _valid(record, c.signed_message):
-            raise SignatureError(
-                f"{c.source}: signature {i} (key {record.key_id}) does not match the file: "
-                "the file or the signature was changed after signing",
-                found=found,
-            )
+    _check_valid(c)
     good = [k for k in found if k in trusted]
     if not good:
         raise SignatureError(
@@ -365,6 +352,17 @@ def check_signatures(
             found=found,
         )
     return good
+
+
+def _check_valid(c: Container) -> None:
+    """Every signature of ``c`` matches it, whoever made it (SignatureError)."""
+    for i, record in enumerate(c.signatures):
+        if not _valid(record, c.signed_message):
+            raise SignatureError(
+                f"{c.source}: signature {i} (key {record.key_id}) does not match the file: "
+                "the file or the signature was changed after signing",
+                found=[r.key_id for r in c.signatures],
+            )
 
 
 def _valid(record: SignatureRecord, message: bytes) -> bool:
@@ -395,6 +393,6 @@ def verified(path: PathLike | bytes, keys: Any) -> tuple[Container, list[str]]:
         good = check_signatures(c, trusted)
     else:
         good = []
-        check_signatures(c, {r.key_id: "" for r in c.signatures}, allow_unsigned=True)
+        _check_valid(c)
     _check_data(c)
     return c, good

@@ -6,7 +6,7 @@ import struct
 from dataclasses import dataclass
 
 MAGIC = b"\x93MSAFE"
-FORMAT_VERSION = 2  # 2: version 1 plus the signature trailer (docs/format.md, "Signatures")
+FORMAT_VERSION = 2  # 2: version 1 plus the signature trailer (docs/format.md §2.1)
 PREAMBLE = struct.Struct("<6sHQ")  # magic, format version (u16), header length (u64)
 PREAMBLE_SIZE = PREAMBLE.size  # 16
 ALIGN = 64

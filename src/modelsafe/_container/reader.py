@@ -71,10 +71,14 @@ class SignatureRecord:
 
     @property
     def key_id(self) -> str:
-        """The first 16 hex digits of the SHA-256 of the raw public key."""
-        import hashlib
+        return key_id(self.public_key)
 
-        return hashlib.sha256(self.public_key).hexdigest()[:16]
+
+def key_id(public_raw: bytes) -> str:
+    """A key's id: the first 16 hex digits of the SHA-256 of its raw 32 bytes."""
+    import hashlib
+
+    return hashlib.sha256(public_raw).hexdigest()[:16]
 
 
 def parse_trailer(raw: bytes, source: str) -> list[SignatureRecord]:
