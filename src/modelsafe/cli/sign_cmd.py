@@ -8,8 +8,8 @@ import sys
 
 import click
 
-_PASSPHRASE_ENV = "MODELSAFE_KEY_PASSPHRASE"
-_KEYRING_ENV = "MODELSAFE_KEYRING"
+from .._signing import KEYRING_ENV as _KEYRING_ENV
+from .._signing import PASSPHRASE_ENV as _PASSPHRASE_ENV
 
 
 @click.command("keygen")
