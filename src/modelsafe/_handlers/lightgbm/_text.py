@@ -532,12 +532,22 @@ class _Scanned:
             return False
         for field, values in zip(_PARSED, np.split(used, np.cumsum(totals)[:-1]), strict=True):
             self.values[field] = values
-        return (
-            _tokens_ok(self._gather(_INT_LINES), floats=False)
-            and _tokens_ok(self._gather(_FLOAT_LINES), floats=True)
-            and _tokens_ok(self._gather(("leaf_features",)), floats=False, loose=True)
-            and _tokens_ok(self._gather(("leaf_coeff",)), floats=True, loose=True)
-        )
+        return self._numbers_ok()
+
+    def _numbers_ok(self) -> bool:
+        """Every value of the number lines is a number as LightGBM writes it, checked about
+        ``_SCAN`` bytes of trees at a time (little scratch memory)."""
+        step = max(1, self.n * _SCAN // max(len(self.seg), 1))
+        for t in range(0, self.n, step):
+            trees = slice(t, t + step)
+            if not (
+                _tokens_ok(self._gather(_INT_LINES, trees), floats=False)
+                and _tokens_ok(self._gather(_FLOAT_LINES, trees), floats=True)
+                and _tokens_ok(self._gather(("leaf_features",), trees), floats=False, loose=True)
+                and _tokens_ok(self._gather(("leaf_coeff",), trees), floats=True, loose=True)
+            ):
+                return False
+        return True
 
     def width(self, fields: tuple[str, ...]) -> np.ndarray[Any, Any]:
         """Characters of each field's line (rows) in each tree (columns)."""
@@ -545,11 +555,11 @@ class _Scanned:
         width: np.ndarray[Any, Any] = self.end[rows] - self.begin[rows]
         return width
 
-    def _gather(self, fields: tuple[str, ...]) -> np.ndarray[Any, Any]:
+    def _gather(self, fields: tuple[str, ...], trees: slice = slice(None)) -> np.ndarray[Any, Any]:
         """The values of the fields' non-empty lines (field by field, tree by tree), each
-        with its newline."""
+        with its newline; ``trees``: of these trees only."""
         rows = [_FIELDS.index(field) for field in fields]
-        begin, end = self.begin[rows].ravel(), self.end[rows].ravel()
+        begin, end = self.begin[rows, trees].ravel(), self.end[rows, trees].ravel()
         keep = end > begin  # absent lines (-1, -1) and empty ones
         begin, size = begin[keep], end[keep] - begin[keep] + 1
         # Positions: +1 from byte to byte, a jump from each line's end to the next's start.
