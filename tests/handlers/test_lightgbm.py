@@ -908,3 +908,34 @@ print("all read")
 """
     run = subprocess.run([sys.executable, "-c", code, *_ACCEPTED], capture_output=True, text=True)
     assert run.returncode == 0 and "all read" in run.stdout, run.stderr[-500:]
+
+
+def test_lightgbm_parses_the_very_bytes_that_were_checked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Loading a file, the handler gives LightGBM a str whose UTF-8 encoding is the
+    checked bytes object itself (no third copy of the text): LightGBM's package encodes
+    what it is given."""
+    import lightgbm
+
+    from modelsafe._handlers.lightgbm import _Encoded
+
+    raw = b"tree\nversion=v4\n"
+    text = _Encoded(raw)
+    assert text == raw.decode() and text.encode() is raw and text.encode("utf8") is raw
+    assert text.encode("latin-1") == raw  # another encoding is str's own
+    assert _Encoded(bytearray(raw)).encode() == raw  # not bytes: str's own encoding
+    handed: list[bool] = []
+    original = _Encoded.encode
+
+    def spy(self: Any, *args: Any) -> bytes:
+        out = original(self, *args)
+        handed.append(out is self._raw)
+        return out
+
+    monkeypatch.setattr(_Encoded, "encode", spy)
+    x, y = load_diabetes(return_X_y=True)
+    model = lightgbm.LGBMRegressor(n_estimators=3, num_leaves=4, verbose=-1).fit(x, y)
+    loaded = modelsafe.load(modelsafe.save(model, tmp_path / "m.msafe", fsync=False))
+    assert np.array_equal(loaded.predict(x), model.predict(x))
+    assert handed and all(handed), handed

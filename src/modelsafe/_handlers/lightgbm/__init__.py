@@ -94,7 +94,7 @@ def _build_booster(b: Any, node: dict[str, Any]) -> Any:
         # the load must not show the check other bytes than the text LightGBM parses.
         raw = bytes(raw)
     try:
-        text = str(raw, "utf-8")
+        text = _Encoded(raw)
         summary = check(text, raw)
     except UnicodeDecodeError as exc:
         raise FormatError(
@@ -122,6 +122,25 @@ def _build_booster(b: Any, node: dict[str, Any]) -> Any:
     booster.params = params
     b.register(node, booster)
     return booster
+
+
+class _Encoded(str):
+    """The model text decoded from ``raw``, which LightGBM's Python package, encoding the
+    str it is given to UTF-8 (``_c_str``), gets back as is: the very bytes the check read,
+    without a third 1.7 MB copy. Any other encoding is str's own; a package that stopped
+    calling ``encode`` would encode the same text to the same bytes."""
+
+    _raw: bytes | None
+
+    def __new__(cls, raw: bytes | bytearray | memoryview) -> _Encoded:
+        self = super().__new__(cls, raw, "utf-8")
+        self._raw = raw if type(raw) is bytes else None  # ctypes takes bytes only
+        return self
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        if self._raw is not None and encoding.replace("-", "").lower() == "utf8":
+            return self._raw  # valid UTF-8 (it was decoded), so no error could arise
+        return str.encode(self, encoding, errors)
 
 
 # -- the scikit-learn wrappers ------------------------------------------------------------
