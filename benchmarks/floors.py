@@ -39,6 +39,8 @@ from benchmarks.zoo import FULL, ZOO
 
 
 def _best(call: Callable[[], Any], repeat: int) -> float:
+    """Best of ``repeat`` after a warm-up. Not measure.timed_runs: its per-run alarm and
+    gc.collect() cost microseconds, which the 7 us floors here would carry."""
     call()
     best = float("inf")
     for _ in range(repeat):
