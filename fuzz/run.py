@@ -4,7 +4,8 @@
 
 Starts from the seed corpus (:mod:`fuzz.corpus`, written to ``.fuzz/seeds``), keeps
 what it learns in ``.fuzz/corpus``, and stops at the first failure, writing the input
-to ``.fuzz/crashes/``. A failure is any input for which :func:`fuzz.target.Target.run`
+to ``.fuzz/crashes/``; ``.fuzz/outcomes.json`` counts how the inputs ended (every
+10,000 inputs). A failure is any input for which :func:`fuzz.target.Target.run`
 raises (an exception other than a modelsafe error, or memory beyond the limit), a
 crash, or an input taking more than one second (libFuzzer's ``-timeout=1``). Put a
 failing input in ``tests/data/fuzz/`` once fixed: the tests replay every file there.
@@ -13,6 +14,7 @@ failing input in ``tests/data/fuzz/`` once fixed: the tests replay every file th
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -61,11 +63,19 @@ def main() -> None:
         "-print_final_stats=1",
         *extra,
     ]
-    atheris.Setup(libfuzzer, target.run)
-    try:
-        atheris.Fuzz()
-    finally:
-        print("outcomes:", dict(sorted(target.outcomes.items())), flush=True)
+    outcomes = os.path.join(ROOT, "outcomes.json")
+    runs = 0
+
+    def one(data: bytes) -> None:
+        nonlocal runs
+        target.run(data)
+        runs += 1
+        if runs % 10_000 == 0:  # libFuzzer ends the process itself: no place to print last
+            with open(outcomes, "w") as fh:
+                json.dump({"inputs": runs, "outcomes": dict(sorted(target.outcomes.items()))}, fh)
+
+    atheris.Setup(libfuzzer, one)
+    atheris.Fuzz()
 
 
 if __name__ == "__main__":
