@@ -282,9 +282,7 @@ def sign_file(
     from ._container.writer import replace_atomic
 
     with open(target, "rb") as src:
-        st = os.fstat(src.fileno())
-        if (st.st_size, st.st_ino) != (c.file_size, c.identity[1]):
-            raise FormatError(f"{c.source}: the file changed while it was being signed")
+        c.same_file(src)  # the file whose header was read and whose data was checked
 
         def write(fh: Any) -> None:
             _copy(src, fh, c.file_size)

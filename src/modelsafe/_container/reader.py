@@ -185,7 +185,7 @@ class Container:
         elif mmap_mode in ("c", "r"):
             assert self.path is not None
             with open(self.path, "rb") as fh:
-                self._same_file(fh)
+                self.same_file(fh)
                 access = _mmap.ACCESS_COPY if mmap_mode == "c" else _mmap.ACCESS_READ
                 mm = _mmap.mmap(fh.fileno(), 0, access=access)
             whole = memoryview(mm)[self.data_offset : self.data_offset + size]
@@ -193,7 +193,7 @@ class Container:
             assert self.path is not None
             buf = bytearray(size)
             with open(self.path, "rb") as fh:
-                self._same_file(fh)
+                self.same_file(fh)
                 fh.seek(self.data_offset)
                 if fh.readinto(buf) != size:
                     raise FormatError(f"{self.source}: the file is shorter than its header says")
@@ -227,10 +227,12 @@ class Container:
                         views[b.index] = out
         return views
 
-    def _same_file(self, fh: BinaryIO) -> None:
+    def same_file(self, fh: BinaryIO) -> None:
         """The data must come from the file whose header was read, not a replacement."""
         if _identity(os.fstat(fh.fileno())) != self.identity:
-            raise FormatError(f"{self.source}: the file was replaced or changed while loading")
+            raise FormatError(
+                f"{self.source}: the file was replaced or changed since its header was read"
+            )
 
     def _release(self, mm: _mmap.mmap, packed: list[BufferEntry]) -> None:
         """Let the kernel drop the mapped pages of compressed bytes once decompressed,
