@@ -871,6 +871,40 @@ def test_number_tokens_are_checked_by_their_grammar(
     assert _tokens_ok(buf, floats=floats, loose=loose) == want, repr(text)
 
 
+@settings(max_examples=3000, deadline=None)
+@given(
+    lines=st.lists(
+        st.tuples(
+            st.text(alphabet="infae_lvu", min_size=1, max_size=6),
+            st.lists(st.text(alphabet=_TOKEN_CHARS, min_size=0, max_size=7), max_size=4),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_runs_of_tree_lines_are_checked_by_the_same_grammar(
+    lines: list[tuple[str, list[str]]],
+) -> None:
+    """``_run_ok``, the check of whole trees' lines with their keys marked apart, says of
+    the values what ``_reference`` says: keys made of the letters of inf, nan and exponents
+    stand aside, and an empty line is allowed as between trees."""
+    from modelsafe._handlers.lightgbm import _text
+
+    text, keys = "", []
+    for key, tokens in lines:
+        keys += range(len(text), len(text) + len(key) + 1)  # the key and its '='
+        text += f"{key}=" + " ".join(tokens) + "\n"
+    text += "\n"
+    raw = np.frombuffer(text.encode(), dtype=np.uint8)
+    marked = bytearray(text.encode()).translate(_text._RUN_CLASS)
+    cls = np.frombuffer(marked, dtype=np.uint8)
+    cls[keys] = _text._R_KEY
+    # An empty line has no value to refuse (a single-leaf tree's split lines).
+    values = "".join(line + "\n" for _, tokens in lines if (line := " ".join(tokens)))
+    want = not values or _reference(values, floats=True)
+    assert _text._run_ok(cls, marked, raw) == want, repr(text)
+
+
 # Tokens the grammar accepts, each put into a real model's internal_value line: LightGBM
 # must parse every one (its reader ends the process on a token it does not know).
 _ACCEPTED = ["0", "-0", "1.", ".5", "-.5", "1.5e-07", "2E+300", "1e999", "inf", "-inf", "nan"]

@@ -468,6 +468,8 @@ class _Scanned:
         self.seg, self.at, self.begin, self.end, self.spaces = seg, at, begin, end, spaces
         self.n = at.shape[1]
         self.values: dict[str, np.ndarray[Any, Any]] = {}
+        self.tree_starts: np.ndarray[Any, Any] = np.zeros(0, dtype=np.int64)  # set by read
+        self.keyed_bytes: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = []
 
     @classmethod
     def read(cls, seg: np.ndarray[Any, Any], sizes: np.ndarray[Any, Any]) -> _Scanned | None:
@@ -486,6 +488,7 @@ class _Scanned:
         if first[-1] >= len(starts) or (starts[first] != tree_starts).any():
             return None
         lines = np.diff(first, append=len(starts))
+        keyed_bytes = []  # per layout: its trees, and where their keys' bytes are (a row each)
         at = np.full((len(_FIELDS), len(sizes)), -1, dtype=np.int64)  # line of field, tree
         begin = np.full(at.shape, -1, dtype=np.int64)  # where its values start
         end = np.full(at.shape, -1, dtype=np.int64)  # and end (its newline)
@@ -503,11 +506,13 @@ class _Scanned:
             where = np.minimum(starts[block[:, line_of]].astype(_POS) + offset, len(seg) - 1)
             if (seg[where] != keys).any():
                 return None
+            keyed_bytes.append((trees, where))
             keyed = block[:, : len(layout)].T
             at[rows[:, None], trees] = keyed
             begin[rows[:, None], trees] = starts[keyed] + size[:, None]
             end[rows[:, None], trees] = ends[keyed]
         self = cls(seg, at, begin, end, _spaces(seg, starts, ends))
+        self.tree_starts, self.keyed_bytes = tree_starts, keyed_bytes
         return self if self._values() else None
 
     def _values(self) -> bool:
@@ -535,19 +540,38 @@ class _Scanned:
         return self._numbers_ok()
 
     def _numbers_ok(self) -> bool:
-        """Every value of the number lines is a number as LightGBM writes it, checked about
-        ``_SCAN`` bytes of trees at a time (little scratch memory)."""
+        """Every value of the number lines is a number as LightGBM writes it, and every
+        value of the integer lines an integer, checked about ``_SCAN`` bytes of trees at a
+        time (little scratch memory)."""
         step = max(1, self.n * _SCAN // max(len(self.seg), 1))
+        linear = bool(self.values["is_linear"].any())
         for t in range(0, self.n, step):
             trees = slice(t, t + step)
-            if not (
-                _tokens_ok(self._gather(_INT_LINES, trees), floats=False)
-                and _tokens_ok(self._gather(_FLOAT_LINES, trees), floats=True)
+            if not _tokens_ok(self._gather(_INT_LINES, trees), floats=False):
+                return False
+            if not linear:
+                if not self._chunk_ok(t, min(t + step, self.n)):
+                    return False
+            elif not (  # linear trees' loose lines: the lines gathered and checked apart
+                _tokens_ok(self._gather(_FLOAT_LINES, trees), floats=True)
                 and _tokens_ok(self._gather(("leaf_features",), trees), floats=False, loose=True)
                 and _tokens_ok(self._gather(("leaf_coeff",), trees), floats=True, loose=True)
             ):
                 return False
         return True
+
+    def _chunk_ok(self, first: int, stop: int) -> bool:
+        """Trees ``first`` to ``stop`` (without linear models) as one run of bytes: every
+        line's value tokens read as numbers (``_FLOAT_TOKEN``), with the keys, already
+        matched, standing aside as a class of their own."""
+        lo = int(self.tree_starts[first])
+        hi = int(self.tree_starts[stop]) if stop < self.n else len(self.seg)
+        marked = bytearray(self.seg[lo:hi]).translate(_RUN_CLASS)  # a class per byte
+        cls = np.frombuffer(marked, dtype=np.uint8)
+        for trees, where in self.keyed_bytes:
+            a, b = np.searchsorted(trees, (first, stop))
+            cls[where[a:b].ravel() - lo] = _R_KEY
+        return _run_ok(cls, marked, self.seg[lo:hi])
 
     def width(self, fields: tuple[str, ...]) -> np.ndarray[Any, Any]:
         """Characters of each field's line (rows) in each tree (columns)."""
@@ -715,6 +739,104 @@ def _tokens_ok(buf: np.ndarray[Any, Any], *, floats: bool, loose: bool = False) 
         text = buf.tobytes()
         for at in letters.tolist():
             start = max(text.rfind(b" ", 0, at), text.rfind(b"\n", 0, at)) + 1
+            stop = min(i for i in (text.find(b" ", at), text.find(b"\n", at)) if i >= 0)
+            if text[start:stop] not in _WORDS:
+                return False
+    return True
+
+
+# Classes for _run_ok: a tree's bytes, its keys marked apart, in classes as for _tokens_ok
+# but with the keys and the newline classes of their own.
+(_R_KEY, _R_SPACE, _R_NL, _R_DIG, _R_DOT, _R_EXP, _R_MINUS, _R_PLUS, _R_LETTER, _R_BAD) = range(10)
+_RUN_CLASS = bytearray([_R_BAD]) * 256
+for _c, _k in (
+    (b" ", _R_SPACE),
+    (b"\n", _R_NL),
+    (b"0123456789", _R_DIG),
+    (b".", _R_DOT),
+    (b"eE", _R_EXP),
+    (b"-", _R_MINUS),
+    (b"+", _R_PLUS),
+    (b"infa", _R_LETTER),
+):
+    for _byte in _c:
+        _RUN_CLASS[_byte] = _k
+_TOKEN_START = (_R_DIG, _R_DOT, _R_MINUS, _R_LETTER)
+_ENDS = (_R_SPACE, _R_NL)
+
+
+def _pairs(rules: dict[int, tuple[int, ...]]) -> bytes:
+    """A translate table: byte ``a * 16 + b`` to 1 where class ``b`` may follow ``a``."""
+    table = bytearray(256)
+    for a, followers in rules.items():
+        for b in followers:
+            table[a * 16 + b] = 1
+    return bytes(table)
+
+
+# Byte after byte: a key runs into its value's first token (or the newline of an empty
+# line); tokens are separated by single spaces; a line starts with a key, unless empty.
+_RUN_FOLLOWS = _pairs(
+    {
+        _R_KEY: (_R_KEY, _R_NL, *_TOKEN_START),
+        _R_NL: (_R_KEY, _R_NL),
+        _R_SPACE: _TOKEN_START,
+        _R_DIG: (_R_DIG, _R_DOT, _R_EXP, *_ENDS),
+        _R_DOT: (_R_DIG, _R_EXP, *_ENDS),
+        _R_EXP: (_R_DIG, _R_MINUS, _R_PLUS),
+        _R_MINUS: (_R_DIG, _R_DOT, _R_LETTER),
+        _R_PLUS: (_R_DIG,),
+        _R_LETTER: (_R_LETTER, *_ENDS),
+    }
+)
+# The bytes but digits, in order (an exponent's '-' counted as '+'): a token reads
+# [-] [.] [e [sign]] or [-] letters, so no second dot or exponent, no dot after one.
+_RUN_FOLLOWS_SKIPPING = _pairs(
+    {
+        _R_KEY: (_R_KEY, _R_SPACE, _R_NL, _R_MINUS, _R_DOT, _R_EXP, _R_LETTER),
+        _R_NL: (_R_KEY, _R_NL),
+        _R_SPACE: (_R_SPACE, _R_NL, _R_MINUS, _R_DOT, _R_EXP, _R_LETTER),
+        _R_DOT: (_R_EXP, *_ENDS),
+        _R_EXP: (_R_PLUS, *_ENDS),
+        _R_MINUS: (_R_DOT, _R_EXP, _R_LETTER, *_ENDS),
+        _R_PLUS: _ENDS,
+        _R_LETTER: (_R_LETTER, *_ENDS),
+    }
+)
+
+
+def _run_ok(cls: np.ndarray[Any, Any], marked: bytearray, raw: np.ndarray[Any, Any]) -> bool:
+    """Whether a run of whole trees, ``cls`` the class of each byte (``marked`` the same
+    bytes) and ``raw`` the bytes themselves, holds keys followed by tokens of
+    ``_FLOAT_TOKEN`` separated by single spaces. It starts with a key and ends with a
+    newline. Mostly ``bytes.translate``, whose table lookups are several times faster
+    than numpy's indexing."""
+    if not len(cls) or cls[0] != _R_KEY or cls[-1] != _R_NL or _R_BAD in marked:
+        return False
+    pair = cls[:-1] << 4
+    pair |= cls[1:]
+    if 0 in pair.tobytes().translate(_RUN_FOLLOWS):
+        return False
+    # A dot needs a digit before it unless one follows it ('1.', '.5'; not '.', '-.' or
+    # '.e5'), which also gives an exponent after a dot a digit before the dot.
+    digit = cls == _R_DIG
+    lone = cls[1:-1] == _R_DOT
+    lone &= ~digit[:-2]
+    lone &= ~digit[2:]
+    if lone.any():
+        return False
+    kinds = cls[np.flatnonzero(cls != _R_DIG)]
+    sign = kinds[1:] == _R_MINUS
+    sign &= kinds[:-1] == _R_EXP  # (in the bytes, a '-' after an exponent is its sign)
+    kinds[1:][sign] = _R_PLUS
+    pair = kinds[:-1] << 4
+    pair |= kinds[1:]
+    if 0 in pair.tobytes().translate(_RUN_FOLLOWS_SKIPPING):
+        return False
+    if _R_LETTER in marked:  # inf and nan are rare: check those tokens one by one
+        text = raw.tobytes()
+        for at in np.flatnonzero(cls == _R_LETTER).tolist():
+            start = max(text.rfind(b" ", 0, at), text.rfind(b"=", 0, at)) + 1
             stop = min(i for i in (text.find(b" ", at), text.find(b"\n", at)) if i >= 0)
             if text[start:stop] not in _WORDS:
                 return False
