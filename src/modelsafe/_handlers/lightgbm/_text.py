@@ -651,104 +651,11 @@ def _parse(buf: np.ndarray[Any, Any], *, signed: bool) -> np.ndarray[Any, Any] |
     return value
 
 
-# Byte classes for _tokens_ok: separators, digits, '.', 'e'/'E', '-', '+', the letters of
-# inf and nan, anything else.
-_SEP, _DIG, _DOT, _EXP, _MINUS, _PLUS, _LETTER, _BAD = range(8)
-_CLASS = np.full(256, _BAD, dtype=np.uint8)
-_CLASS[[32, 10]] = _SEP
-_CLASS[48:58] = _DIG
-_CLASS[ord(".")] = _DOT
-_CLASS[[ord("e"), ord("E")]] = _EXP
-_CLASS[ord("-")] = _MINUS
-_CLASS[ord("+")] = _PLUS
-_CLASS[[ord(c) for c in "infa"]] = _LETTER
-_FOLLOWS = np.zeros(64, dtype=bool)  # [previous class * 8 + class]: may this byte follow that
-for _a, _bs in {
-    _SEP: (_DIG, _DOT, _MINUS, _LETTER),
-    _DIG: (_DIG, _DOT, _EXP, _SEP),
-    _DOT: (_DIG, _EXP, _SEP),
-    _EXP: (_DIG, _MINUS, _PLUS),
-    _MINUS: (_DIG, _DOT, _LETTER),
-    _PLUS: (_DIG,),
-    _LETTER: (_LETTER, _SEP),
-}.items():
-    _FOLLOWS[[_a * 8 + b for b in _bs]] = True
-# The same for the bytes but digits, in order (an exponent's '-' counted as '+'): after a
-# dot come an exponent or the end of the token; after an exponent, a sign or the end;
-# letters only with letters.
-_FOLLOWS_SKIPPING = np.zeros(64, dtype=bool)
-for _a, _bs in {
-    _SEP: (_SEP, _DOT, _EXP, _MINUS, _LETTER),
-    _DOT: (_EXP, _SEP),
-    _EXP: (_MINUS, _PLUS, _SEP),
-    _MINUS: (_SEP, _DOT, _EXP, _LETTER),
-    _PLUS: (_SEP,),
-    _LETTER: (_LETTER, _SEP),
-}.items():
-    _FOLLOWS_SKIPPING[[_a * 8 + b for b in _bs]] = True
-_WORDS = {b"inf", b"-inf", b"nan", b"-nan"}
-_FLOAT_TOKEN = re.compile(
-    r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|-?inf|-?nan", re.ASCII
-)
-
-
-def _tokens_ok(buf: np.ndarray[Any, Any], *, floats: bool, loose: bool = False) -> bool:
-    """Whether ``buf``, lines of values each ending with a newline, holds only tokens
-    separated by single spaces that are decimal numbers as LightGBM writes them
-    (``_FLOAT_TOKEN``; ``floats=False``: ``-?[0-9]+``). LightGBM's own number reader
-    ends the process (std::terminate) on a token it does not know, such as ``0*1``,
-    ``--1`` or ``inf5``. ``loose``: tokens separated by any spaces, lines of spaces
-    only allowed (a linear tree's ``leaf_features`` and ``leaf_coeff``)."""
-    if loose:
-        buf = _squeezed(buf)
-    if not len(buf):
-        return True
-    cls = _CLASS[buf]
-    if not floats:
-        return _ints_only(cls)
-    if (cls == _BAD).any():
-        return False
-    if cls[0] not in (_DIG, _DOT, _MINUS, _LETTER) or cls[-1] != _SEP:
-        return False
-    pair = cls[:-1] << 3
-    pair |= cls[1:]
-    if not _FOLLOWS[pair].all():
-        return False
-    # Digits aside, a token reads [-] [.] [e [sign]] or [-] letters: in the sequence of the
-    # other bytes, a second dot or exponent, or a dot after the exponent, is a pair that
-    # _FOLLOWS_SKIPPING refuses.
-    others = np.flatnonzero(cls != _DIG)
-    kinds = cls[others]
-    kinds[(kinds == _MINUS) & (cls[others - 1] == _EXP)] = _PLUS  # the exponent's sign
-    pair = kinds[:-1] << 3
-    pair |= kinds[1:]
-    if not _FOLLOWS_SKIPPING[pair].all():
-        return False
-    # A dot needs a digit before it unless one follows it ('1.', '.5'; not '.' or '.e5').
-    dots = others[kinds == _DOT]
-    lone = dots[cls[dots + 1] != _DIG]
-    if len(lone) and ((lone == 0).any() or (cls[lone - 1] != _DIG).any()):
-        return False
-    # The mantissa has a digit: 'e' follows a digit, or a dot that follows a digit.
-    exps = others[kinds == _EXP]
-    before = cls[exps - 1]
-    if ((before != _DIG) & ((before != _DOT) | (cls[exps - 2] != _DIG))).any():
-        return False
-    letters = others[kinds == _LETTER]
-    if len(letters):  # inf and nan are rare: check those tokens one by one
-        text = buf.tobytes()
-        for at in letters.tolist():
-            start = max(text.rfind(b" ", 0, at), text.rfind(b"\n", 0, at)) + 1
-            stop = min(i for i in (text.find(b" ", at), text.find(b"\n", at)) if i >= 0)
-            if text[start:stop] not in _WORDS:
-                return False
-    return True
-
-
-# Classes for _run_ok: a tree's bytes, its keys marked apart, in classes as for _tokens_ok
-# but with the keys and the newline classes of their own.
+# Byte classes for the number checks: the keys of a run of tree lines (marked apart, as
+# they are matched elsewhere), space, newline, digits, '.', 'e'/'E', '-', '+', the letters
+# of inf and nan, anything else.
 (_R_KEY, _R_SPACE, _R_NL, _R_DIG, _R_DOT, _R_EXP, _R_MINUS, _R_PLUS, _R_LETTER, _R_BAD) = range(10)
-_RUN_CLASS = bytearray([_R_BAD]) * 256
+_RUN_CLASS = bytearray([_R_BAD]) * 256  # a translate table: byte to class
 for _c, _k in (
     (b" ", _R_SPACE),
     (b"\n", _R_NL),
@@ -775,11 +682,11 @@ def _pairs(rules: dict[int, tuple[int, ...]]) -> bytes:
 
 
 # Byte after byte: a key runs into its value's first token (or the newline of an empty
-# line); tokens are separated by single spaces; a line starts with a key, unless empty.
+# line); tokens are separated by single spaces; a line starts with a key or a token.
 _RUN_FOLLOWS = _pairs(
     {
         _R_KEY: (_R_KEY, _R_NL, *_TOKEN_START),
-        _R_NL: (_R_KEY, _R_NL),
+        _R_NL: (_R_KEY, _R_NL, *_TOKEN_START),
         _R_SPACE: _TOKEN_START,
         _R_DIG: (_R_DIG, _R_DOT, _R_EXP, *_ENDS),
         _R_DOT: (_R_DIG, _R_EXP, *_ENDS),
@@ -791,11 +698,12 @@ _RUN_FOLLOWS = _pairs(
 )
 # The bytes but digits, in order (an exponent's '-' counted as '+'): a token reads
 # [-] [.] [e [sign]] or [-] letters, so no second dot or exponent, no dot after one.
+_AFTER_SEPARATOR = (_R_KEY, _R_SPACE, _R_NL, _R_MINUS, _R_DOT, _R_EXP, _R_LETTER)
 _RUN_FOLLOWS_SKIPPING = _pairs(
     {
-        _R_KEY: (_R_KEY, _R_SPACE, _R_NL, _R_MINUS, _R_DOT, _R_EXP, _R_LETTER),
-        _R_NL: (_R_KEY, _R_NL),
-        _R_SPACE: (_R_SPACE, _R_NL, _R_MINUS, _R_DOT, _R_EXP, _R_LETTER),
+        _R_KEY: _AFTER_SEPARATOR,
+        _R_NL: _AFTER_SEPARATOR,
+        _R_SPACE: _AFTER_SEPARATOR,
         _R_DOT: (_R_EXP, *_ENDS),
         _R_EXP: (_R_PLUS, *_ENDS),
         _R_MINUS: (_R_DOT, _R_EXP, _R_LETTER, *_ENDS),
@@ -803,19 +711,58 @@ _RUN_FOLLOWS_SKIPPING = _pairs(
         _R_LETTER: (_R_LETTER, *_ENDS),
     }
 )
+# Integers: -?[0-9]+ separated by single spaces.
+_INT_FOLLOWS = _pairs(
+    {
+        _R_SPACE: (_R_DIG, _R_MINUS),
+        _R_NL: (_R_DIG, _R_MINUS),
+        _R_DIG: (_R_DIG, *_ENDS),
+        _R_MINUS: (_R_DIG,),
+    }
+)
+_WORDS = {b"inf", b"-inf", b"nan", b"-nan"}
+_FLOAT_TOKEN = re.compile(
+    r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|-?inf|-?nan", re.ASCII
+)
+
+
+def _tokens_ok(buf: np.ndarray[Any, Any], *, floats: bool, loose: bool = False) -> bool:
+    """Whether ``buf``, lines of values each ending with a newline, holds only tokens
+    separated by single spaces that are decimal numbers as LightGBM writes them
+    (``_FLOAT_TOKEN``; ``floats=False``: ``-?[0-9]+``). LightGBM's own number reader
+    ends the process (std::terminate) on a token it does not know, such as ``0*1``,
+    ``--1`` or ``inf5``. ``loose``: tokens separated by any spaces, lines of spaces
+    only allowed (a linear tree's ``leaf_features`` and ``leaf_coeff``)."""
+    if loose:
+        buf = _squeezed(buf)
+    if not len(buf):
+        return True
+    marked = bytearray(buf).translate(_RUN_CLASS)
+    cls = np.frombuffer(marked, dtype=np.uint8)
+    if bytes((_R_NL, _R_NL)) in marked or cls[0] not in _TOKEN_START:  # no empty line
+        return False
+    if not floats:
+        return cls[-1] == _R_NL and _pairs_ok(cls, _INT_FOLLOWS)
+    return _run_ok(cls, marked, buf)
+
+
+def _pairs_ok(cls: np.ndarray[Any, Any], table: bytes) -> bool:
+    """Whether every byte's class may follow the class before it (``table``: ``_pairs``)."""
+    pair = cls[:-1] << 4
+    pair |= cls[1:]
+    return 0 not in pair.tobytes().translate(table)
 
 
 def _run_ok(cls: np.ndarray[Any, Any], marked: bytearray, raw: np.ndarray[Any, Any]) -> bool:
-    """Whether a run of whole trees, ``cls`` the class of each byte (``marked`` the same
-    bytes) and ``raw`` the bytes themselves, holds keys followed by tokens of
-    ``_FLOAT_TOKEN`` separated by single spaces. It starts with a key and ends with a
-    newline. Mostly ``bytes.translate``, whose table lookups are several times faster
-    than numpy's indexing."""
-    if not len(cls) or cls[0] != _R_KEY or cls[-1] != _R_NL or _R_BAD in marked:
+    """Whether lines of bytes, ``cls`` the class of each (``marked`` the same classes,
+    ``raw`` the bytes themselves), hold tokens of ``_FLOAT_TOKEN`` separated by single
+    spaces, each line after a key (the keys of a run of whole trees, marked apart) or
+    not. The lines start with a key or a token and end with a newline. Mostly
+    ``bytes.translate``, whose table lookups are several times faster than numpy's
+    indexing."""
+    if not len(cls) or cls[0] not in (_R_KEY, *_TOKEN_START) or cls[-1] != _R_NL:
         return False
-    pair = cls[:-1] << 4
-    pair |= cls[1:]
-    if 0 in pair.tobytes().translate(_RUN_FOLLOWS):
+    if _R_BAD in marked or not _pairs_ok(cls, _RUN_FOLLOWS):
         return False
     # A dot needs a digit before it unless one follows it ('1.', '.5'; not '.', '-.' or
     # '.e5'), which also gives an exponent after a dot a digit before the dot.
@@ -823,20 +770,18 @@ def _run_ok(cls: np.ndarray[Any, Any], marked: bytearray, raw: np.ndarray[Any, A
     lone = cls[1:-1] == _R_DOT
     lone &= ~digit[:-2]
     lone &= ~digit[2:]
-    if lone.any():
+    if lone.any() or (cls[0] == _R_DOT and not digit[1]):
         return False
-    kinds = cls[np.flatnonzero(cls != _R_DIG)]
+    kinds = cls[np.flatnonzero(~digit)]
     sign = kinds[1:] == _R_MINUS
     sign &= kinds[:-1] == _R_EXP  # (in the bytes, a '-' after an exponent is its sign)
     kinds[1:][sign] = _R_PLUS
-    pair = kinds[:-1] << 4
-    pair |= kinds[1:]
-    if 0 in pair.tobytes().translate(_RUN_FOLLOWS_SKIPPING):
+    if not _pairs_ok(kinds, _RUN_FOLLOWS_SKIPPING):
         return False
     if _R_LETTER in marked:  # inf and nan are rare: check those tokens one by one
         text = raw.tobytes()
         for at in np.flatnonzero(cls == _R_LETTER).tolist():
-            start = max(text.rfind(b" ", 0, at), text.rfind(b"=", 0, at)) + 1
+            start = max(text.rfind(sep, 0, at) for sep in (b" ", b"=", b"\n")) + 1
             stop = min(i for i in (text.find(b" ", at), text.find(b"\n", at)) if i >= 0)
             if text[start:stop] not in _WORDS:
                 return False
@@ -863,19 +808,6 @@ def _squeezed(buf: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     empty[1:] &= newline[:-1]
     squeezed: np.ndarray[Any, Any] = out[~empty]
     return squeezed
-
-
-def _ints_only(cls: np.ndarray[Any, Any]) -> bool:
-    """Tokens ``-?[0-9]+`` separated by single spaces, each line ending with a newline."""
-    if ((cls != _SEP) & (cls != _DIG) & (cls != _MINUS)).any():
-        return False
-    if cls[0] == _SEP or cls[-1] != _SEP:
-        return False
-    prev, cur = cls[:-1], cls[1:]
-    # '-' only first in a token, and followed by a digit; no empty token.
-    bad = ((cur == _MINUS) & (prev != _SEP)) | ((prev == _MINUS) & (cur != _DIG))
-    bad |= (prev == _SEP) & (cur == _SEP)
-    return not bool(bad.any())
 
 
 def _spaces(
