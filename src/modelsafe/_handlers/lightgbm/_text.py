@@ -742,7 +742,7 @@ def _tokens_ok(buf: np.ndarray[Any, Any], *, floats: bool, loose: bool = False) 
     if bytes((_R_NL, _R_NL)) in marked or cls[0] not in _TOKEN_START:  # no empty line
         return False
     if not floats:
-        return cls[-1] == _R_NL and _pairs_ok(cls, _INT_FOLLOWS)
+        return bool(cls[-1] == _R_NL) and _pairs_ok(cls, _INT_FOLLOWS)
     return _run_ok(cls, marked, buf)
 
 
