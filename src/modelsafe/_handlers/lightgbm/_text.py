@@ -464,12 +464,14 @@ class _Scanned:
         begin: np.ndarray[Any, Any],
         end: np.ndarray[Any, Any],
         spaces: np.ndarray[Any, Any],
+        tree_starts: np.ndarray[Any, Any],
+        keyed_bytes: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]],
     ) -> None:
         self.seg, self.at, self.begin, self.end, self.spaces = seg, at, begin, end, spaces
+        self.tree_starts = tree_starts  # where each tree's bytes start
+        self.keyed_bytes = keyed_bytes  # per layout: its trees, where their keys' bytes are
         self.n = at.shape[1]
         self.values: dict[str, np.ndarray[Any, Any]] = {}
-        self.tree_starts: np.ndarray[Any, Any] = np.zeros(0, dtype=np.int64)  # set by read
-        self.keyed_bytes: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = []
 
     @classmethod
     def read(cls, seg: np.ndarray[Any, Any], sizes: np.ndarray[Any, Any]) -> _Scanned | None:
@@ -511,8 +513,7 @@ class _Scanned:
             at[rows[:, None], trees] = keyed
             begin[rows[:, None], trees] = starts[keyed] + size[:, None]
             end[rows[:, None], trees] = ends[keyed]
-        self = cls(seg, at, begin, end, _spaces(seg, starts, ends))
-        self.tree_starts, self.keyed_bytes = tree_starts, keyed_bytes
+        self = cls(seg, at, begin, end, _spaces(seg, starts, ends), tree_starts, keyed_bytes)
         return self if self._values() else None
 
     def _values(self) -> bool:
