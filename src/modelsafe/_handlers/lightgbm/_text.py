@@ -763,7 +763,7 @@ def _run_ok(cls: np.ndarray[Any, Any], marked: bytearray, raw: np.ndarray[Any, A
     indexing."""
     if not len(cls) or cls[0] not in (_R_KEY, *_TOKEN_START) or cls[-1] != _R_NL:
         return False
-    if _R_BAD in marked or not _pairs_ok(cls, _RUN_FOLLOWS):
+    if not _pairs_ok(cls, _RUN_FOLLOWS):  # also refuses any other byte: no pair has _R_BAD
         return False
     # A dot needs a digit before it unless one follows it ('1.', '.5'; not '.', '-.' or
     # '.e5'), which also gives an exponent after a dot a digit before the dot.
