@@ -85,10 +85,10 @@ def default_trusted() -> Mapping[str, frozenset[str]]:
     """Every name trusted without asking, with the uses it is trusted for."""
     import numpy as np
 
-    table: dict[str, set[str]] = {}
+    table: dict[str, frozenset[str]] = {}
 
     def add(name: str, *uses: str) -> None:
-        table.setdefault(name, set()).update(uses)
+        _add(table, name, uses)
 
     for n in _BUILTIN_NODES:
         add(f"builtins.{n}", NODE)
@@ -116,7 +116,18 @@ def default_trusted() -> Mapping[str, frozenset[str]]:
         add(f"numpy.random.{n}", NODE)
     for name, uses in trust_lists().items():
         add(name, *uses)
-    return {k: frozenset(v) for k, v in table.items() if not never_trustable(k)}
+    return {k: v for k, v in table.items() if not never_trustable(k)}
+
+
+# Every process that loads a file builds these tables; with a frozenset per name they held
+# ~360 KiB. Names share their few distinct sets of uses instead (8 in the default set).
+_USE_SETS: dict[frozenset[str], frozenset[str]] = {}
+
+
+def _add(table: dict[str, frozenset[str]], name: str, uses: Iterable[str]) -> None:
+    """Add ``uses`` to ``name``'s entry, as one of the shared frozensets."""
+    merged = table.get(name, frozenset()).union(uses)
+    table[name] = _USE_SETS.setdefault(merged, merged)
 
 
 _USES = frozenset({NODE, VALUE, NEW, CALL})
@@ -127,7 +138,7 @@ LISTS_DIR = Path(__file__).with_name("_trustlists")
 @functools.cache
 def trust_lists() -> Mapping[str, frozenset[str]]:
     """The names of ``modelsafe/_trustlists/*.txt``, with their uses (read, never imported)."""
-    table: dict[str, set[str]] = {}
+    table: dict[str, frozenset[str]] = {}
     for entry in sorted(LISTS_DIR.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".txt"):
             continue
@@ -140,8 +151,8 @@ def trust_lists() -> Mapping[str, frozenset[str]]:
                 raise RuntimeError(
                     f"modelsafe/_trustlists/{entry.name}:{number}: bad line {line!r}"
                 )
-            table.setdefault(name, set()).update(uses)
-    return {k: frozenset(v) for k, v in table.items()}
+            _add(table, name, uses)
+    return table
 
 
 def check_trusted(trusted: object) -> frozenset[str]:
