@@ -196,7 +196,10 @@ def _construct_deep(
     # returned unless they match, and a corrupted buffer explains a failed build.
     views = c.open_data(mmap_mode=mode, verify=verify, locate=locate, later=True)
     try:
-        obj = build(root, views, a, copy=copy_readonly, mapped=mode in ("c", "r"), source=c.source)
+        obj = build(
+            root, views, a, copy=copy_readonly, mapped=mode in ("c", "r"), source=c.source,
+            consumed=c.consumed,
+        )  # fmt: skip
     except Exception:
         c.finish_verify(locate)
         raise

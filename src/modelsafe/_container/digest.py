@@ -22,7 +22,7 @@ import functools
 import os
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -161,9 +161,13 @@ class Pending:
     """
 
     def __init__(
-        self, items: Sequence[tuple[memoryview | bytes, int]], jobs: list[list[int]]
+        self,
+        items: Sequence[tuple[memoryview | bytes, int]],
+        jobs: list[list[int]],
+        on_done: Callable[[int], None] | None = None,
     ) -> None:
         self._items = items
+        self._on_done = on_done
         self._out: list[str] = [""] * len(items)
         self._jobs = deque(jobs)
         self._lock = threading.Lock()
@@ -191,6 +195,9 @@ class Pending:
                 else:
                     for i, d in zip(job, _hash_all([self._items[i] for i in job]), strict=True):
                         self._out[i] = d
+                if self._on_done is not None:
+                    for i in job:
+                        self._on_done(i)
             except BaseException as exc:  # re-raised in the caller by result()
                 self._error = exc
             finally:
@@ -205,9 +212,13 @@ class Pending:
         return self._out
 
 
-def digest_many_later(items: Sequence[tuple[memoryview | bytes, int]]) -> Pending:
+def digest_many_later(
+    items: Sequence[tuple[memoryview | bytes, int]],
+    on_done: Callable[[int], None] | None = None,
+) -> Pending:
     """Start the digests of ``digest_many`` on the hashing threads and return at once, so
     the caller's thread does other work meanwhile (:meth:`Pending.result` to get them).
+    ``on_done(i)`` is called, on whichever thread hashed it, once item ``i`` is hashed.
 
     Each buffer of 8 MiB or more is a job of its own (hashed by BLAKE3's threads), the
     others are grouped into jobs of about 512 KiB, largest first.
@@ -226,7 +237,7 @@ def digest_many_later(items: Sequence[tuple[memoryview | bytes, int]]) -> Pendin
             group, group_bytes = [], 0
     if group:
         jobs.append(group)
-    pending = Pending(items, jobs)
+    pending = Pending(items, jobs, on_done)
     if cores() > 1:
         pool = _threads()
         for _ in range(min(cores() - 1, len(jobs))):

@@ -39,6 +39,7 @@ from .layout import (
     Limits,
     align,
 )
+from .release import Releaser
 
 _HEX = re.compile(r"[0-9a-f]*")
 
@@ -122,6 +123,7 @@ class Container:
     header_text: bytes = b""  # the header as read, for the object tree as the file has it
     preamble: bytes = b""
     signatures: list[SignatureRecord] = field(default_factory=list)  # the trailer's records
+    releaser: Releaser | None = None  # drops mapped pages the builder copied (open_data)
 
     @property
     def signed_message(self) -> bytes:
@@ -200,12 +202,17 @@ class Container:
             whole = memoryview(buf)
         stored = [whole[b.offset : b.offset + b.size] for b in self.buffers]
         if verify and later and not self.compressed and size >= BACKGROUND_MIN:
-            self.pending = digest_many_later(self._digested(whole))
+            if mm is not None:
+                self.releaser = Releaser.over(mm, whole, self.data_offset, self.buffers, False)
+            on_done = None if self.releaser is None else self.releaser.hashed
+            self.pending = digest_many_later(self._digested(whole), on_done)
             return list(stored)
         if verify:
             self._verify(whole, locate)
             if mm is not None:  # hashing paged in the compressed bytes: let them go
                 self._release(mm, [b for b in self.buffers if b.codec is not None])
+        if mm is not None and not self.compressed:
+            self.releaser = Releaser.over(mm, whole, self.data_offset, self.buffers, True)
         views: list[memoryview | bytearray] = list(stored)
         packed = [b for b in self.buffers if b.codec is not None]
         if packed:
@@ -226,6 +233,12 @@ class Container:
                     for b, out in zip(packed, pool.map(one, packed), strict=True):
                         views[b.index] = out
         return views
+
+    def consumed(self, arr: Any) -> None:
+        """``arr``, a view of the mapped data, has been copied and will not be read again:
+        its pages may stop counting in this process's memory (see ``release.py``)."""
+        if self.releaser is not None:
+            self.releaser.consumed(arr)
 
     def same_file(self, fh: BinaryIO) -> None:
         """The data must come from the file whose header was read, not a replacement."""

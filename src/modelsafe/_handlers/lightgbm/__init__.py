@@ -93,6 +93,7 @@ def _build_booster(b: Any, node: dict[str, Any]) -> Any:
         # One copy that both the check and LightGBM read: a file rewritten in place during
         # the load must not show the check other bytes than the text LightGBM parses.
         raw = bytes(raw)
+        b.consumed(b.buffer(node["model"]))
     try:
         text = _Encoded(raw)
         summary = check(text, raw)

@@ -325,7 +325,8 @@ def build_trees(b: Any, node: dict[str, Any]) -> list[Any]:
 
     When the file is mapped, a batch is first copied into a scratch array (reused, so a
     forest costs one batch of memory, not a second copy of its nodes) and checked there;
-    ``Tree.__setstate__`` copies its nodes from that scratch. A file rewritten in place
+    ``Tree.__setstate__`` copies its nodes from that scratch. The mapped pages of nodes
+    and values copied are given back (``b.consumed``). A file rewritten in place
     during the load (``cp other.msafe model.msafe``) cannot change nodes between their
     check and scikit-learn's copy.
     """
@@ -363,6 +364,7 @@ def build_trees(b: Any, node: dict[str, Any]) -> list[Any]:
         if scratch is not None:
             part = scratch[: end - start]
             np.copyto(part, raw[start:end])
+            b.consumed(raw[start:end])
         try:
             _check_batch(part, values[start:end], sizes, i, j, nf, md, n_outputs, max(nc))
         except (ValueError, TypeError) as exc:
@@ -381,6 +383,7 @@ def build_trees(b: Any, node: dict[str, Any]) -> list[Any]:
             )
             trees.append(tree)
             at += size
+        b.consumed(values[start:end])  # Tree.__setstate__ copied them
     return trees
 
 

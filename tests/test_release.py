@@ -1,0 +1,224 @@
+"""Mapped pages of copied buffers are given back (``_container/release.py``), and packed
+dicts are built a run of keys at a time (``_graph/decode.py``)."""
+
+from __future__ import annotations
+
+import mmap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import modelsafe
+from modelsafe._container import release
+from modelsafe._container.release import Releaser
+from modelsafe._graph import decode
+from modelsafe.errors import FormatError
+from tests._crafting import craft
+
+pytestmark = pytest.mark.skipif(
+    release._ADVICE is None, reason="madvise(MADV_DONTNEED) is Linux-only"
+)
+
+
+@pytest.fixture
+def releasers(monkeypatch: pytest.MonkeyPatch) -> list[Releaser]:
+    """Every Releaser the loads of a test make (the real ones, recorded), giving back
+    ranges from one page on, so that small models show it."""
+    monkeypatch.setattr(release, "MIN_RANGE", mmap.PAGESIZE)
+    made: list[Releaser] = []
+    over = Releaser.over.__func__  # type: ignore[attr-defined]
+
+    def record(cls: type[Releaser], *args: Any, **kwargs: Any) -> Releaser | None:
+        found = over(cls, *args, **kwargs)
+        if found is not None:
+            made.append(found)
+        return found
+
+    monkeypatch.setattr(Releaser, "over", classmethod(record))
+    return made
+
+
+def _resident(path: Path) -> int:
+    """Resident bytes of this process's maps of ``path`` (``/proc/self/smaps``)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and len(head) >= 5:  # a mapping's first line
+            inside = len(head) >= 6 and head[5] == str(path)
+        elif inside and head[:1] == ["Rss:"]:
+            total += int(head[1]) * 1024
+    return total
+
+
+def _mapped_file(tmp_path: Path, n: int) -> tuple[mmap.mmap, memoryview]:
+    path = tmp_path / "data"
+    path.write_bytes(bytes(range(256)) * (n // 256))
+    with open(path, "rb") as fh:
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
+    return mm, memoryview(mm)
+
+
+class _Buf:
+    def __init__(self, offset: int, size: int) -> None:
+        self.offset, self.size = offset, size
+
+
+def test_a_copied_range_goes_only_once_its_buffer_is_hashed(
+    tmp_path: Path, releasers: list[Releaser]
+) -> None:
+    page = mmap.PAGESIZE
+    mm, whole = _mapped_file(tmp_path, 64 * page)
+    r = Releaser.over(mm, whole, 0, [_Buf(0, 32 * page), _Buf(32 * page, 32 * page)], False)
+    assert r is not None
+    arr = np.frombuffer(whole, dtype=np.uint8)
+    expected = arr[: 32 * page].copy()
+    r.consumed(arr[: 32 * page])
+    assert r.dropped == 0  # buffer 0 not hashed yet: hashing would fault the pages back
+    r.hashed(1)
+    assert r.dropped == 0
+    r.hashed(0)
+    assert r.dropped == 32 * page
+    r.consumed(arr[32 * page + 10 : 40 * page])  # buffer 1 is hashed: at once, whole pages
+    assert r.dropped == 32 * page + 7 * page
+    # A dropped page of the unchanged file reads back the file's bytes.
+    assert np.array_equal(arr[: 32 * page], expected)
+
+
+def test_ranges_across_buffers_outside_the_map_or_partial_pages_stay(
+    tmp_path: Path, releasers: list[Releaser]
+) -> None:
+    page = mmap.PAGESIZE
+    mm, whole = _mapped_file(tmp_path, 16 * page)
+    r = Releaser.over(mm, whole, 0, [_Buf(0, 8 * page), _Buf(8 * page, 8 * page)], True)
+    assert r is not None
+    arr = np.frombuffer(whole, dtype=np.uint8)
+    r.consumed(arr[4 * page : 12 * page])  # spans two buffers
+    r.consumed(np.zeros(8 * page, dtype=np.uint8))  # not the map
+    r.consumed(arr[10 : page + 10])  # no whole page inside
+    r.consumed(arr[::2])  # not contiguous
+    r.consumed(b"not an array")
+    assert r.dropped == 0
+
+
+def test_small_ranges_stay_by_default(tmp_path: Path) -> None:
+    mm, whole = _mapped_file(tmp_path, 2 * release.MIN_RANGE)
+    r = Releaser.over(mm, whole, 0, [_Buf(0, 2 * release.MIN_RANGE)], True)
+    assert r is not None
+    arr = np.frombuffer(whole, dtype=np.uint8)
+    r.consumed(arr[: release.MIN_RANGE - 1])
+    assert r.dropped == 0
+    r.consumed(arr[: release.MIN_RANGE])
+    assert r.dropped == release.MIN_RANGE
+
+
+@pytest.mark.parametrize("mode", [None, "r"])
+def test_a_forest_gives_back_the_pages_of_its_nodes(
+    tmp_path: Path, releasers: list[Releaser], mode: str | None
+) -> None:
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    x, y = make_classification(3000, 10, random_state=0)
+    model = RandomForestClassifier(n_estimators=40, random_state=0).fit(x, y)
+    path = tmp_path / "forest.msafe"
+    modelsafe.save(model, path)
+    loaded = modelsafe.load(path, mmap=mode)
+    nodes = sum(t.tree_.node_count for t in model.estimators_)
+    stored = nodes * (64 + 16)  # a node record and its two class values
+    assert len(releasers) == 1
+    assert releasers[0].dropped > 0.9 * stored
+    assert _resident(path) < 0.1 * path.stat().st_size
+    assert np.array_equal(loaded.predict_proba(x), model.predict_proba(x))
+
+
+def test_a_vocabulary_gives_back_its_keys_and_values(
+    tmp_path: Path, releasers: list[Releaser]
+) -> None:
+    vocabulary = {f"wörd{i}": i for i in range(100_000)}
+    path = tmp_path / "vocabulary.msafe"
+    modelsafe.save(vocabulary, path)
+    assert modelsafe.load(path) == vocabulary
+    assert len(releasers) == 1
+    assert releasers[0].dropped > 0.9 * path.stat().st_size
+
+
+def test_a_lightgbm_text_gives_back_its_pages(tmp_path: Path, releasers: list[Releaser]) -> None:
+    lightgbm = pytest.importorskip("lightgbm")
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(2000, 10, random_state=0)
+    model = lightgbm.LGBMClassifier(n_estimators=100, verbose=-1).fit(x, y)
+    path = tmp_path / "lgbm.msafe"
+    modelsafe.save(model, path)
+    loaded = modelsafe.load(path)
+    text = len(model.booster_.model_to_string().encode())
+    assert len(releasers) == 1
+    assert releasers[0].dropped > 0.9 * text
+    assert np.array_equal(loaded.predict_proba(x), model.predict_proba(x))
+
+
+# -- packed dicts, a run of keys at a time ------------------------------------------------------
+
+_KEYS = ["", "a", "é", "", "日本語", "b" * 20, "x\U0001f600y", "", "c", "ñ", ""]
+
+
+def _sdict(keys: bytes, values: list[int]) -> bytes:
+    node = {"$": "sdict", "keys": 0, "v": {"$": "scalars", "n": len(values), "kind": "int",
+                                           "ints": 1}}  # fmt: skip
+    return craft(node, [keys, np.array(values, dtype="<i8").tobytes()], types=[])
+
+
+@pytest.mark.parametrize("run", [1, 2, 3, 5, 8, 64, 1 << 16])
+def test_runs_of_keys_give_the_dict_of_the_whole_text(
+    monkeypatch: pytest.MonkeyPatch, run: int
+) -> None:
+    monkeypatch.setattr(decode, "_RUN", run)
+    keys = [f"{k}{i}" if k == "" and i % 2 else k for i, k in enumerate(_KEYS)]
+    keys = list(dict.fromkeys(keys))  # distinct, the empty string among them
+    blob = _sdict("\x00".join(keys).encode(), list(range(len(keys))))
+    assert modelsafe.loads(blob) == dict(zip(keys, range(len(keys)), strict=True))
+    last = _sdict(b"a\x00bb\x00", [1, 2, 3])  # the last key is empty
+    assert modelsafe.loads(last) == {"a": 1, "bb": 2, "": 3}
+
+
+@pytest.mark.parametrize("run", [1, 3, 1 << 16])
+@pytest.mark.parametrize(
+    ("keys", "values", "message"),
+    [
+        (b"a\x00b\x00c\x00d", [1, 2], "packed strings hold more than"),
+        (b"a\x00b", [1, 2, 3], "packed strings hold 2 items, 'n' says 3"),
+        (b"a\x00b\x00a", [1, 2, 3], "repeats a key"),
+        (b"abc\x00de\x00\xff", [1, 2, 3], "not valid UTF-8 (invalid start byte at byte 7)"),
+        (b"abc\x00\xc3", [1, 2], "not valid UTF-8 (unexpected end of data at byte 4)"),
+    ],
+)
+def test_runs_of_keys_reject_what_the_whole_text_would(
+    monkeypatch: pytest.MonkeyPatch, run: int, keys: bytes, values: list[int], message: str
+) -> None:
+    monkeypatch.setattr(decode, "_RUN", run)
+    with pytest.raises(FormatError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        modelsafe.loads(_sdict(keys, values))
+
+
+def test_compressed_bytes_are_given_back_once_decompressed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelsafe._container.reader import Container
+
+    released: list[int] = []
+    real = Container._release
+
+    def spy(self: Container, mm: mmap.mmap, packed: list[Any]) -> None:
+        released.extend(b.index for b in packed)
+        real(self, mm, packed)
+
+    monkeypatch.setattr(Container, "_release", spy)
+    data = np.random.default_rng(0).integers(0, 4, 1 << 20).astype(np.int64)
+    path = tmp_path / "packed.msafe"
+    modelsafe.save(data, path, compress="zstd")
+    assert np.array_equal(modelsafe.load(path), data)
+    # The compressed buffer's pages go twice: once hashed, and again once decompressed
+    # (decompression reads them back in).
+    assert released == [0, 0]
