@@ -35,8 +35,17 @@ def run_child(module: str, args: list[str], timeout: float) -> dict[str, Any]:
 
 
 def modelsafe_problem() -> str | None:
-    """Why the modelsafe rows cannot run, or None when ``save``/``load`` import fine."""
-    code = "import modelsafe; modelsafe.save; modelsafe.load"
+    """Why the modelsafe rows cannot run, or None when ``save``/``load`` import fine.
+
+    The child also writes modelsafe's bytecode (``__pycache__``), as installing a wheel
+    does: the other libraries come with theirs, and a checkout run with
+    ``PYTHONDONTWRITEBYTECODE`` would otherwise compile modelsafe's modules in every child,
+    which shows in its first load's peak RSS.
+    """
+    code = (
+        "import compileall, os, modelsafe; modelsafe.save; modelsafe.load; "
+        "compileall.compile_dir(os.path.dirname(modelsafe.__file__), quiet=1)"
+    )
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
     )

@@ -44,7 +44,7 @@ from benchmarks.measure import (
     time_save_and_load,
     vm_hwm_mb,
 )
-from benchmarks.tools import TOOLS
+from benchmarks.tools import TOOLS, load_code
 from benchmarks.zoo import FULL, QUICK, ZOO, predict, same_output
 
 # At most this many untrusted type names are spelled out in a row's error (all are in JSON).
@@ -203,6 +203,11 @@ def pair(
         "error": None,
     }
     _import_all(("numpy", *zoo.imports, *tool.imports))
+    if code := load_code(tool, zoo.imports):
+        gc.collect()
+        before = current_rss_mb()
+        _import_all(code)
+        out["rss_code_mb"] = current_rss_mb() - before
     reference = _read_pickle(batch_cache(cache, model_name))
     if memory and os.path.exists(path):
         out.update(fresh_load_and_predict(tool_name, path, reference))

@@ -331,6 +331,19 @@ def _duration(s: dict[str, Any], results: dict[str, Any]) -> str:
     return f"{total / 60:.1f} min, of which {builds / 60:.1f} min building the models"
 
 
+def _code_cost(results: dict[str, Any]) -> str:
+    """What importing modelsafe's load code cost the memory children, as a phrase."""
+    costs = [
+        row["rss_code_mb"]
+        for data in results["models"].values()
+        for name, row in data["rows"].items()
+        if name == "modelsafe" and row.get("rss_code_mb") is not None
+    ]
+    if not costs:
+        return ""
+    return f"; RSS +{min(costs):.1f} to +{max(costs):.1f} MiB, not in Δ"
+
+
 def markdown(results: dict[str, Any], chart: str) -> str:
     """The full Markdown report of a models run."""
     s = results["settings"]
@@ -347,7 +360,10 @@ def markdown(results: dict[str, Any], chart: str) -> str:
         "every tool; the measuring children unpickle that cache instead of refitting. Build "
         "times are below.",
         "- **Peak RSS** (fresh process): a new child imports numpy, the model's library and "
-        "the tool, unpickles the held-out batch, resets its peak (`/proc/self/clear_refs`) "
+        "the tool (with the code its load runs: for modelsafe, which imports that on its "
+        "first load, BLAKE3 and the handler modules of the model's libraries"
+        + _code_cost(results)
+        + "), unpickles the held-out batch, resets its peak (`/proc/self/clear_refs`) "
         "and notes its RSS (baseline); it loads the tool's file and notes the peak (`VmHWM`, "
         '"loaded"), then predicts on the batch and notes it again ("loaded + predicted"). Δ '
         "is the peak minus the baseline, the absolute peak is in parentheses; the RSS target "
