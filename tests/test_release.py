@@ -52,27 +52,31 @@ def _resident(path: Path) -> int:
     return total
 
 
-def _mapped_file(tmp_path: Path, n: int) -> tuple[mmap.mmap, memoryview]:
-    path = tmp_path / "data"
-    path.write_bytes(bytes(range(256)) * (n // 256))
-    with open(path, "rb") as fh:
-        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
-    return mm, memoryview(mm)
-
-
 class _Buf:
     def __init__(self, offset: int, size: int) -> None:
         self.offset, self.size = offset, size
+
+
+def _over_file(tmp_path: Path, sizes: list[int], hashed: bool) -> tuple[Releaser, Any]:
+    """A Releaser over a copy-on-write map of a file of buffers of ``sizes`` bytes, and
+    the map as a uint8 array."""
+    path = tmp_path / "data"
+    path.write_bytes(bytes(range(256)) * (sum(sizes) // 256))
+    with open(path, "rb") as fh:
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
+    whole = memoryview(mm)
+    starts = np.cumsum([0, *sizes[:-1]]).tolist()
+    buffers = [_Buf(start, size) for start, size in zip(starts, sizes, strict=True)]
+    r = Releaser.over(mm, whole, 0, buffers, hashed)
+    assert r is not None
+    return r, np.frombuffer(whole, dtype=np.uint8)
 
 
 def test_a_copied_range_goes_only_once_its_buffer_is_hashed(
     tmp_path: Path, releasers: list[Releaser]
 ) -> None:
     page = mmap.PAGESIZE
-    mm, whole = _mapped_file(tmp_path, 64 * page)
-    r = Releaser.over(mm, whole, 0, [_Buf(0, 32 * page), _Buf(32 * page, 32 * page)], False)
-    assert r is not None
-    arr = np.frombuffer(whole, dtype=np.uint8)
+    r, arr = _over_file(tmp_path, [32 * page, 32 * page], hashed=False)
     expected = arr[: 32 * page].copy()
     r.consumed(arr[: 32 * page])
     assert r.dropped == 0  # buffer 0 not hashed yet: hashing would fault the pages back
@@ -90,10 +94,7 @@ def test_ranges_across_buffers_outside_the_map_or_partial_pages_stay(
     tmp_path: Path, releasers: list[Releaser]
 ) -> None:
     page = mmap.PAGESIZE
-    mm, whole = _mapped_file(tmp_path, 16 * page)
-    r = Releaser.over(mm, whole, 0, [_Buf(0, 8 * page), _Buf(8 * page, 8 * page)], True)
-    assert r is not None
-    arr = np.frombuffer(whole, dtype=np.uint8)
+    r, arr = _over_file(tmp_path, [8 * page, 8 * page], hashed=True)
     r.consumed(arr[4 * page : 12 * page])  # spans two buffers
     r.consumed(np.zeros(8 * page, dtype=np.uint8))  # not the map
     r.consumed(arr[10 : page + 10])  # no whole page inside
@@ -103,10 +104,7 @@ def test_ranges_across_buffers_outside_the_map_or_partial_pages_stay(
 
 
 def test_small_ranges_stay_by_default(tmp_path: Path) -> None:
-    mm, whole = _mapped_file(tmp_path, 2 * release.MIN_RANGE)
-    r = Releaser.over(mm, whole, 0, [_Buf(0, 2 * release.MIN_RANGE)], True)
-    assert r is not None
-    arr = np.frombuffer(whole, dtype=np.uint8)
+    r, arr = _over_file(tmp_path, [2 * release.MIN_RANGE], hashed=True)
     r.consumed(arr[: release.MIN_RANGE - 1])
     assert r.dropped == 0
     r.consumed(arr[: release.MIN_RANGE])

@@ -374,13 +374,11 @@ def _packed_dict(b: Builder, keys_ref: int, v: dict[str, Any]) -> dict[str, Any]
     done = 0
     for keys in _string_runs(b, raw):
         if done + len(keys) > n:
-            done += len(keys)
-            break
+            raise FormatError(f"{b.source}: packed strings hold more than {n} items, 'n' says {n}")
         out.update(zip(keys, values[done : done + len(keys)].tolist(), strict=True))
         done += len(keys)
-    if done != n:
-        raise FormatError(f"{b.source}: packed strings hold {'more than ' * (done > n)}{done} "
-                          f"items, 'n' says {n}")  # fmt: skip
+    if done < n:
+        raise FormatError(f"{b.source}: packed strings hold {done} items, 'n' says {n}")
     if len(out) != n:
         raise FormatError(f"{b.source}: a packed dict repeats a key")
     b.consumed(column)
