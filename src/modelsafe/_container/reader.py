@@ -39,7 +39,7 @@ from .layout import (
     Limits,
     align,
 )
-from .release import Releaser
+from .release import Releaser, drop_pages
 
 _HEX = re.compile(r"[0-9a-f]*")
 
@@ -250,15 +250,9 @@ class Container:
     def _release(self, mm: _mmap.mmap, packed: list[BufferEntry]) -> None:
         """Let the kernel drop the mapped pages of compressed bytes once decompressed,
         so they stop counting in this process's memory."""
-        advice = getattr(_mmap, "MADV_DONTNEED", None)
-        if advice is None:  # pragma: no cover - not on Linux
-            return
-        page = _mmap.PAGESIZE
         for b in packed:
             start = self.data_offset + b.offset
-            lo, hi = -(-start // page) * page, (start + b.size) // page * page
-            if hi > lo:
-                mm.madvise(advice, lo, hi - lo)
+            drop_pages(mm, start, start + b.size)
 
     def _where(self, i: int, locate: Any) -> str:
         where = f"{self.source}: buffer {i}"

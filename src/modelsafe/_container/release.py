@@ -100,17 +100,24 @@ class Releaser:
             self._drop(start, end)
 
     def _drop(self, start: int, end: int) -> None:
-        page = _mmap.PAGESIZE
-        lo = -(-(self._offset + start) // page) * page
-        hi = (self._offset + end) // page * page
-        if hi <= lo or _ADVICE is None:
-            return
-        try:
-            self._mm.madvise(_ADVICE, lo, hi - lo)
-        except (OSError, ValueError):  # pages kept are harmless: never fail a load for it
-            return
+        dropped = drop_pages(self._mm, self._offset + start, self._offset + end)
         with self._lock:
-            self.dropped += hi - lo
+            self.dropped += dropped
+
+
+def drop_pages(mm: _mmap.mmap, start: int, end: int) -> int:
+    """Let the kernel drop the whole pages of ``mm`` inside ``start:end`` (offsets in the
+    map), so they stop counting in this process's memory; returns the bytes dropped.
+    Pages that cannot be dropped are kept: never a reason to fail a load."""
+    page = _mmap.PAGESIZE
+    lo, hi = -(-start // page) * page, end // page * page
+    if hi <= lo or _ADVICE is None:
+        return 0
+    try:
+        mm.madvise(_ADVICE, lo, hi - lo)
+    except (OSError, ValueError):
+        return 0
+    return hi - lo
 
 
 def _span(arr: Any) -> tuple[int, int] | None:
