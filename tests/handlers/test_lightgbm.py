@@ -394,7 +394,13 @@ def _crafted_cases() -> dict[str, tuple[bytes, str]]:
         "tree_sizes past the end": (
             base,
             text.replace("tree_sizes=", "tree_sizes=900000 ", 1),
-            "tree_sizes says they end",
+            "tree_sizes gives a tree more bytes than the whole text has",
+        ),
+        # Two sizes whose int64 sum wraps around to a small positive number.
+        "tree_sizes overflowing": (
+            base,
+            text.replace("tree_sizes=", f"tree_sizes={2**62} {2**62} {2**62} {2**62} ", 1),
+            "tree_sizes gives a tree more bytes than the whole text has",
         ),
         "unknown header line": (
             base,
@@ -418,7 +424,7 @@ def _crafted_cases() -> dict[str, tuple[bytes, str]]:
         ),
         "a non-ASCII character in a tree": (
             base,
-            text.replace("\nshrinkage=", "\nshrinkag\u00e9=", 1),  # same length
+            text.replace("\nshrinkage=", "\nshrinka\u00e9=", 1),  # same length in UTF-8
             "the trees hold a non-ASCII character",
         ),
         "num_tree_per_iteration beyond num_class": (
@@ -494,6 +500,7 @@ CRAFTED = [
     "decision type out of range",
     "tree_sizes pointing past a tree",
     "tree_sizes past the end",
+    "tree_sizes overflowing",
     "unknown header line",
     "duplicated header line",
     "malformed parameters line",
@@ -580,7 +587,7 @@ def test_control_bytes_are_found_in_every_slice_of_the_scan() -> None:
     for at in (0, _text._SCAN - 1, _text._SCAN, 3 * _text._SCAN + 5):
         text = "x" * at + "\x01" + "y" * 100
         with pytest.raises(ValueError, match=f"byte {at} is a control character \\(0x01\\)"):
-            _text.check(text, text.encode())
+            _text.check(text.encode())
 
 
 def test_non_ascii_feature_names_are_allowed_outside_the_trees() -> None:
@@ -593,7 +600,7 @@ def test_non_ascii_feature_names_are_allowed_outside_the_trees() -> None:
     assert not renamed.isascii() and "\u00e9" not in renamed[renamed.find("\nTree=") :]
     from modelsafe._handlers.lightgbm import _text
 
-    summary = _text.check(renamed, renamed.encode())
+    summary = _text.check(renamed.encode())
     assert summary.num_features == model.n_features_in_
 
 
@@ -632,7 +639,7 @@ def _outcome(text: str) -> Any:
     from modelsafe._handlers.lightgbm import _text
 
     try:
-        return _text.check(text, text.encode())
+        return _text.check(text.encode())
     except ValueError as exc:
         return f"ValueError: {exc}"
 
@@ -956,15 +963,18 @@ def test_lightgbm_parses_the_very_bytes_that_were_checked(
 
     raw = b"tree\nversion=v4\n"
     text = _Encoded(raw)
-    assert text == raw.decode() and text.encode() is raw and text.encode("utf8") is raw
-    assert text.encode("latin-1") == raw  # another encoding is str's own
+    assert text == raw.decode() and text.encode("utf8") is raw
+    again = text.encode()  # handed over once: then str's own encoding
+    assert again == raw and again is not raw
+    assert _Encoded(raw).encode("latin-1") == raw  # another encoding is str's own
     assert _Encoded(bytearray(raw)).encode() == raw  # not bytes: str's own encoding
     handed: list[bool] = []
     original = _Encoded.encode
 
     def spy(self: Any, *args: Any) -> bytes:
+        held = self._raw
         out = original(self, *args)
-        handed.append(out is self._raw)
+        handed.append(held is not None and out is held and self._raw is None)
         return out
 
     monkeypatch.setattr(_Encoded, "encode", spy)

@@ -38,10 +38,9 @@ def _enc_booster(e: Any, booster: Any) -> Any:
     ref = e.seen(booster)
     if ref is not None:
         return ref
-    text = booster.model_to_string(num_iteration=-1)
-    raw = text.encode("utf-8")
+    raw = booster.model_to_string(num_iteration=-1).encode("utf-8")
     try:
-        check(text, raw)
+        check(raw)
     except ValueError as exc:
         from ..._graph.encode import Unsupported
 
@@ -88,21 +87,21 @@ def _audit_booster(a: Any, node: dict[str, Any]) -> None:
 def _build_booster(b: Any, node: dict[str, Any]) -> Any:
     from ...errors import FormatError
 
-    raw = b.buffer(node["model"])
+    # One copy that both the check and LightGBM read: a file rewritten in place during the
+    # load must not show the check other bytes than the text LightGBM parses.
+    raw = bytes(b.buffer(node["model"]))
     if b.mapped:
-        # One copy that both the check and LightGBM read: a file rewritten in place during
-        # the load must not show the check other bytes than the text LightGBM parses.
-        raw = bytes(raw)
         b.consumed(b.buffer(node["model"]))
     try:
+        summary = check(raw)  # before the text is decoded: its scratch and the text never meet
         text = _Encoded(raw)
-        summary = check(text, raw)
     except UnicodeDecodeError as exc:
         raise FormatError(
             f"{b.source}: invalid {BOOSTER}: the model text is not UTF-8 ({exc.reason})"
         ) from None
     except ValueError as exc:
         raise FormatError(f"{b.source}: invalid {BOOSTER}: {exc}") from None
+    del raw  # the text holds it until LightGBM has it
     best = node["best_iteration"]
     if best > summary.n_iterations:
         raise FormatError(
@@ -128,8 +127,10 @@ def _build_booster(b: Any, node: dict[str, Any]) -> Any:
 class _Encoded(str):
     """The model text decoded from ``raw``, which LightGBM's Python package, encoding the
     str it is given to UTF-8 (``_c_str``), gets back as is: the very bytes the check read,
-    without a third 1.7 MB copy. Any other encoding is str's own; a package that stopped
-    calling ``encode`` would encode the same text to the same bytes."""
+    without a third 1.7 MB copy. They are handed over once, so that they are freed as soon
+    as LightGBM has parsed them; a later ``encode``, or any other encoding, is str's own.
+    A package that stopped calling ``encode`` would encode the same text to the same
+    bytes."""
 
     _raw: bytes | None
 
@@ -139,8 +140,10 @@ class _Encoded(str):
         return self
 
     def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-        if self._raw is not None and encoding.replace("-", "").lower() == "utf8":
-            return self._raw  # valid UTF-8 (it was decoded), so no error could arise
+        raw = self._raw
+        if raw is not None and encoding.replace("-", "").lower() == "utf8":
+            self._raw = None
+            return raw  # valid UTF-8 (it was decoded), so no error could arise
         return str.encode(self, encoding, errors)
 
 

@@ -128,8 +128,12 @@ def _fail(message: str) -> NoReturn:
     raise ValueError(message)
 
 
-def check(text: str, raw: bytes | bytearray | memoryview) -> Summary:
-    """Check ``text``, the model as ``model_to_string()`` writes it (``raw``: its UTF-8)."""
+def check(raw: bytes) -> Summary:
+    """Check ``raw``, the model as ``model_to_string()`` writes it, in UTF-8.
+
+    The bytes are read as they are, before any str is made of them: only the header's and
+    the tail's lines are decoded (a UnicodeDecodeError where they are not UTF-8), so the
+    check's scratch memory never sits beside a decoded copy of the whole text."""
     u8 = np.frombuffer(raw, dtype=np.uint8)
     for start in range(0, len(u8), _SCAN):  # a slice at a time: little scratch memory
         part = u8[start : start + _SCAN]
@@ -137,7 +141,7 @@ def check(text: str, raw: bytes | bytearray | memoryview) -> Summary:
         if control.any():
             at = start + int(np.flatnonzero(control)[0])
             _fail(f"byte {at} is a control character ({u8[at]:#04x}); only newlines may appear")
-    return _Model(text, u8).summary
+    return _Model(raw, u8).summary
 
 
 _SCAN = 1 << 18
@@ -176,27 +180,28 @@ def _count(line: str) -> int:
 
 
 class _Model:
-    def __init__(self, text: str, u8: np.ndarray[Any, Any]) -> None:
-        first = text.find("\nTree=") + 1
+    def __init__(self, raw: bytes, u8: np.ndarray[Any, Any]) -> None:
+        first = raw.find(b"\nTree=") + 1
         if first == 0:
             _fail("the model has no trees")
-        sizes = self._header(text[:first])
-        end = first + int(sizes.sum())
-        if not text.startswith("end of trees\n", end):
+        sizes = self._header(raw[:first].decode())
+        if int(sizes.max()) > len(raw):  # (so that their sum cannot overflow int64)
+            _fail("tree_sizes gives a tree more bytes than the whole text has")
+        end = first + int(sizes.sum())  # tree_sizes counts bytes
+        if not raw.startswith(b"end of trees\n", end):
             _fail("the trees are not followed by 'end of trees' where tree_sizes says they end")
         # The whole text is ASCII but for exotic feature names: then check the trees' part.
-        if not text.isascii() and not text[first:end].isascii():
+        if not raw.isascii() and not all(
+            raw[at : min(at + _SCAN, end)].isascii() for at in range(first, end, _SCAN)
+        ):
             _fail("the trees hold a non-ASCII character")
-        at = first if text.isascii() else len(text[:first].encode())  # in bytes
-        scanned = (
-            _Scanned.read(u8[at : at + end - first], sizes) if end - first < _MAX_SCANNED else None
-        )
-        lines = scanned or _Matched(text, first, sizes)
+        scanned = _Scanned.read(u8[first:end], sizes) if end - first < _MAX_SCANNED else None
+        lines = scanned or _Matched(raw[first:end].decode("ascii"), 0, sizes)
         trees = _Trees(lines, self.max_feature_idx)
         n_trees = len(sizes)
         if n_trees % self.num_class:
             _fail(f"{n_trees} trees are not whole iterations of {self.num_class} trees")
-        pandas = self._tail(text[end + len("end of trees\n") :])
+        pandas = self._tail(raw[end + len(b"end of trees\n") :].decode())
         trees.check()
         self.summary = Summary(
             self.num_class, self.max_feature_idx + 1, n_trees, n_trees // self.num_class, pandas
