@@ -3,6 +3,7 @@ dicts are built a run of keys at a time (``_graph/decode.py``)."""
 
 from __future__ import annotations
 
+import itertools
 import mmap
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,8 @@ def test_a_copied_range_goes_only_once_its_buffer_is_hashed(
     page = mmap.PAGESIZE
     r, arr = _over_file(tmp_path, [32 * page, 32 * page], hashed=False)
     expected = arr[: 32 * page].copy()
+    r.handed(0)
+    r.handed(1)
     r.consumed(arr[: 32 * page])
     assert r.dropped == 0  # buffer 0 not hashed yet: hashing would fault the pages back
     r.hashed(1)
@@ -88,6 +91,46 @@ def test_a_copied_range_goes_only_once_its_buffer_is_hashed(
     assert r.dropped == 32 * page + 7 * page
     # A dropped page of the unchanged file reads back the file's bytes.
     assert np.array_equal(arr[: 32 * page], expected)
+
+
+def test_a_buffer_hashed_before_the_builder_takes_it_goes_and_reads_back(
+    tmp_path: Path, releasers: list[Releaser]
+) -> None:
+    page = mmap.PAGESIZE
+    r, arr = _over_file(tmp_path, [16 * page, 16 * page], hashed=False)
+    expected = arr.copy()
+    assert int(arr.sum()) == int(expected.sum())  # every page read: resident
+    r.handed(0)
+    r.hashed(0)  # the builder has a view of buffer 0: its pages stay
+    assert r.dropped == 0
+    r.hashed(1)  # nothing has read buffer 1 but hashing: its pages go until read
+    assert r.dropped == 16 * page
+    assert _resident(tmp_path / "data") == 16 * page
+    r.handed(1)
+    assert np.array_equal(arr, expected)  # read back from the file
+
+
+def test_what_the_builder_writes_into_a_view_is_never_dropped(tmp_path: Path) -> None:
+    """A view handed out may be written into (a copy-on-write map): the pages of its buffer
+    must not go afterwards, even with the hashing thread finishing at the same moment."""
+    import threading
+
+    page = mmap.PAGESIZE
+    for _ in range(200):
+        r, arr = _over_file(tmp_path, [release.MIN_RANGE, release.MIN_RANGE], hashed=False)
+        hashing = threading.Thread(target=r.hashed, args=(0,))
+        hashing.start()
+        r.handed(0)
+        arr[: 4 * page] = 7  # written into private pages of the map
+        hashing.join()
+        assert (arr[: 4 * page] == 7).all()
+        assert arr[4 * page] == 0  # the file's byte: 4 * page is a multiple of 256
+
+
+def test_small_buffers_stay_when_hashed(tmp_path: Path) -> None:
+    r, _ = _over_file(tmp_path, [release.MIN_RANGE // 2, release.MIN_RANGE // 2], hashed=False)
+    r.hashed(0)
+    assert r.dropped == 0
 
 
 def test_ranges_across_buffers_outside_the_map_or_partial_pages_stay(
@@ -139,6 +182,35 @@ def test_a_vocabulary_gives_back_its_keys_and_values(
     modelsafe.save(vocabulary, path)
     assert modelsafe.load(path) == vocabulary
     assert len(releasers) == 1
+    assert releasers[0].dropped > 0.9 * path.stat().st_size
+
+
+def test_a_vocabulary_gives_back_its_keys_and_values_as_the_dict_grows(
+    tmp_path: Path, releasers: list[Releaser], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not once the dict is whole: its last resizes, when it needs the most memory, come
+    near the end. Each part given back follows the one before, and together they cover
+    the keys' and the values' buffers."""
+    keys: list[tuple[int, int]] = []  # (address, size) of each part given back
+    values: list[tuple[int, int]] = []
+    real = Releaser.consumed
+
+    def spy(self: Releaser, arr: Any, minimum: int | None = None) -> None:
+        span = release._span(arr)
+        if span is not None and span[1]:  # the keys: bytes; the values: int64
+            (keys if arr.itemsize == 1 else values).append(span)
+        real(self, arr, minimum)
+
+    monkeypatch.setattr(Releaser, "consumed", spy)
+    vocabulary = {f"wörd{i}": i for i in range(100_000)}
+    path = tmp_path / "vocabulary.msafe"
+    modelsafe.save(vocabulary, path)
+    assert modelsafe.load(path) == vocabulary
+    assert len(keys) > 10 and len(keys) == len(values)
+    for parts, size in ((keys, sum(len(k.encode()) + 1 for k in vocabulary) - 1),
+                        (values, 8 * len(vocabulary))):  # fmt: skip
+        assert all(a[0] + a[1] == b[0] for a, b in itertools.pairwise(parts))  # in order
+        assert sum(n for _, n in parts) == size
     assert releasers[0].dropped > 0.9 * path.stat().st_size
 
 

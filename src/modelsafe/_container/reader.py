@@ -234,11 +234,16 @@ class Container:
                         views[b.index] = out
         return views
 
-    def consumed(self, arr: Any) -> None:
+    def handed(self, index: int) -> None:
+        """The builder takes a view of buffer ``index`` (see ``release.py``)."""
+        if self.releaser is not None:
+            self.releaser.handed(index)
+
+    def consumed(self, arr: Any, minimum: int | None = None) -> None:
         """``arr``, a view of the mapped data, has been copied and will not be read again:
         its pages may stop counting in this process's memory (see ``release.py``)."""
         if self.releaser is not None:
-            self.releaser.consumed(arr)
+            self.releaser.consumed(arr, minimum)
 
     def same_file(self, fh: BinaryIO) -> None:
         """The data must come from the file whose header was read, not a replacement."""

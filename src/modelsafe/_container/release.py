@@ -9,6 +9,12 @@ copied (:meth:`Releaser.consumed`), the hashing threads say what they have hashe
 (:meth:`Releaser.hashed`); the pages of a range are dropped (``MADV_DONTNEED``) once
 both are done, whichever comes second, so hashing never faults a dropped page back in.
 
+Hashing pages in every buffer at the start of a load, while the builder may need
+some of them only much later: a TF-IDF model's ``idf_`` and ``coef_`` after its
+200,000-word vocabulary, whose dict is built meanwhile. So a buffer hashed before
+the builder has taken a view of it (:meth:`Releaser.handed`) is dropped at once;
+its pages come back when something reads them.
+
 Only whole pages inside one buffer are dropped: a page shared with the next buffer may
 still be viewed. A dropped page of an intact file reads back the same bytes from the
 page cache, should anything read it again.
@@ -48,6 +54,7 @@ class Releaser:
         self._lock = threading.Lock()
         n = len(buffers)
         self._done = bytearray(b"\x01" * n if hashed else n)
+        self._handed = bytearray(n)  # the builder has a view of the buffer
         self._waiting: dict[int, list[tuple[int, int]]] = {}
         self._base = -1  # the address of whole, once a range is consumed
         self._starts: list[int] = []
@@ -63,10 +70,12 @@ class Releaser:
             return None
         return cls(mm, whole, offset, buffers, hashed)
 
-    def consumed(self, arr: Any) -> None:
+    def consumed(self, arr: Any, minimum: int | None = None) -> None:
         """``arr`` (a contiguous array or buffer viewing the map) has been copied and
-        will not be read again; anything else, or less than ``MIN_RANGE``, is ignored."""
-        if getattr(arr, "nbytes", 0) < MIN_RANGE:
+        will not be read again; anything else, or less than ``minimum`` bytes (default
+        ``MIN_RANGE``), is ignored: a caller that gives a buffer back a part at a time
+        passes a smaller minimum."""
+        if getattr(arr, "nbytes", 0) < max(MIN_RANGE if minimum is None else minimum, 1):
             return
         span = _span(arr)
         if span is None:
@@ -91,11 +100,26 @@ class Releaser:
                 return
         self._drop(start, end)
 
+    def handed(self, index: int) -> None:
+        """The builder takes a view of buffer ``index``: its pages stay until it says it
+        has copied them (:meth:`consumed`)."""
+        if not self._handed[index]:  # once set it stays set: no lock needed to read it
+            with self._lock:  # waits for a drop of the buffer's pages under way
+                self._handed[index] = 1
+
     def hashed(self, index: int) -> None:
-        """The digest of buffer ``index`` is computed: its copied ranges may go."""
+        """The digest of buffer ``index`` is computed: its copied ranges may go, and all
+        of its pages if the builder has not taken a view of it yet."""
         with self._lock:
             self._done[index] = 1
             ranges = self._waiting.pop(index, ())
+            b = self._buffers[index]
+            if not self._handed[index] and b.size >= MIN_RANGE:
+                # Under the lock: no view is handed out, so nothing written into the
+                # (copy-on-write) pages, while they go.
+                self.dropped += drop_pages(
+                    self._mm, self._offset + b.offset, self._offset + b.offset + b.size
+                )
         for start, end in ranges:
             self._drop(start, end)
 

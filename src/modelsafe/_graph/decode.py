@@ -30,11 +30,15 @@ class Builder:
         copy: bool,
         mapped: bool = False,
         source: str = "the file",
-        consumed: Callable[[Any], None] | None = None,
+        handed: Callable[[int], None] | None = None,
+        consumed: Callable[..., None] | None = None,
     ) -> None:
         self.views = views
-        # Told of each view of the map the builder has copied and will not read again.
-        self.consumed: Callable[[Any], None] = consumed or _ignore
+        # Told of each buffer the builder takes a view of, before it reads it.
+        self.handed: Callable[[int], None] = handed or _nothing
+        # Told of each view of the map the builder has copied and will not read again
+        # (``consumed(view)``, or ``consumed(view, minimum=...)``: see Releaser.consumed).
+        self.consumed: Callable[..., None] = consumed or _ignore
         self.cache = audit.cache
         self.pure = audit.pure
         self.specs = audit.specs
@@ -49,13 +53,14 @@ class Builder:
         self._fns: dict[str, Callable[[Builder, dict[str, Any]], Any]] = dict(_CORE)
 
     def buffer(self, index: int) -> memoryview | bytearray:
+        self.handed(index)
         return self.views[index]
 
     def bytes_array(self, index: int) -> Any:
         """A buffer as a flat uint8 array, made once per buffer and sliced per array."""
         arr = self._u8.get(index)
         if arr is None:
-            arr = self._u8[index] = np.frombuffer(self.views[index], dtype=np.uint8)
+            arr = self._u8[index] = np.frombuffer(self.buffer(index), dtype=np.uint8)
         return arr
 
     def private(self, arr: Any) -> Any:
@@ -365,34 +370,43 @@ def _b_sdict(b: Builder, node: dict[str, Any]) -> Any:
 def _packed_dict(b: Builder, keys_ref: int, v: dict[str, Any]) -> dict[str, Any]:
     """A packed dict of number values, its keys a buffer: made a run of keys at a time,
     without the whole list of keys, the list of values and the decoded text beside the
-    dict (a 200,000-word vocabulary: ~5 MB less at the peak)."""
+    dict (a 200,000-word vocabulary: ~5 MB less at the peak). The mapped pages of the
+    keys and values already in the dict are given back as it grows, not once it is
+    whole: its last resizes, when it needs the most memory, come near the end."""
     n, kind = v["n"], v["kind"]
     column = b.buffer(v[_COLUMNS[kind]])
     values = np.frombuffer(column, dtype=_DTYPES[kind])
     raw = b.buffer(keys_ref)
     out: dict[str, Any] = {}
     done = 0
-    for keys in _string_runs(b, raw):
+    given = (0, 0)  # keys' bytes and values given back so far
+    for keys, stop in _string_runs(b, raw):
         if done + len(keys) > n:
             raise FormatError(f"{b.source}: packed strings hold more than {n} items, 'n' says {n}")
         out.update(zip(keys, values[done : done + len(keys)].tolist(), strict=True))
         done += len(keys)
+        if stop - given[0] >= _GIVE_BACK:
+            b.consumed(raw[given[0] : stop], minimum=_GIVE_BACK)
+            b.consumed(values[given[1] : done], minimum=0)
+            given = (stop, done)
     if done < n:
         raise FormatError(f"{b.source}: packed strings hold {done} items, 'n' says {n}")
     if len(out) != n:
         raise FormatError(f"{b.source}: a packed dict repeats a key")
-    b.consumed(column)
-    b.consumed(raw)
+    b.consumed(raw[given[0] :], minimum=0)
+    b.consumed(values[given[1] :], minimum=0)
     return out
 
 
 _RUN = 1 << 16  # bytes of packed strings decoded at a time by _string_runs
+_GIVE_BACK = 1 << 16  # keys' bytes a packed dict reads between two gives back (see above)
 
 
 def _string_runs(b: Builder, raw: Any) -> Any:
     """The strings of a ``strs`` buffer (UTF-8 text split at U+0000), a list per run of
-    about ``_RUN`` bytes. A NUL byte is never part of another character's UTF-8 bytes, so
-    splitting the bytes first gives the strings of splitting the text."""
+    about ``_RUN`` bytes, with the offset where the run's bytes end. A NUL byte is never
+    part of another character's UTF-8 bytes, so splitting the bytes first gives the
+    strings of splitting the text."""
     size, at = len(raw), 0
     while True:
         cut = _nul_at_or_after(raw, at + _RUN) if at + _RUN < size else -1
@@ -404,7 +418,7 @@ def _string_runs(b: Builder, raw: Any) -> Any:
                 f"{b.source}: packed strings are not valid UTF-8 "
                 f"({exc.reason} at byte {at + exc.start})"
             ) from None
-        yield text.split("\x00")
+        yield text.split("\x00"), size if cut < 0 else cut
         if cut < 0:
             return
         at = cut + 1
@@ -516,8 +530,12 @@ _CORE: dict[str, Callable[[Builder, dict[str, Any]], Any]] = {
 }
 
 
-def _ignore(arr: Any) -> None:
+def _ignore(arr: Any, minimum: int | None = None) -> None:
     """``Builder.consumed`` where no pages can be given back."""
+
+
+def _nothing(index: int) -> None:
+    """``Builder.handed`` where no pages are dropped."""
 
 
 def build(root: Any, views: Sequence[memoryview | bytearray], audit: Audit, **kw: Any) -> Any:
