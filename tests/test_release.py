@@ -133,6 +133,34 @@ def test_small_buffers_stay_when_hashed(tmp_path: Path) -> None:
     assert r.dropped == 0
 
 
+def test_a_load_hashed_before_it_builds_reads_every_dropped_buffer_back(
+    tmp_path: Path, releasers: list[Releaser], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hashing threads done before the builder takes its first view (as when it is
+    busy for a while, with a vocabulary): every buffer's pages go, and the object built
+    afterwards reads them back from the file, arrays writable as ever."""
+    from modelsafe._container import reader
+
+    real = reader.digest_many_later
+
+    def hashed_first(items: Any, on_done: Any = None) -> Any:
+        pending = real(items, on_done)
+        pending.work()  # this thread takes every job still queued
+        pending.result()
+        return pending
+
+    monkeypatch.setattr(reader, "digest_many_later", hashed_first)
+    rng = np.random.default_rng(0)
+    obj = {"idf": rng.random(1 << 17), "coef": rng.random((2, 1 << 16)), "n": 3}
+    path = tmp_path / "arrays.msafe"
+    modelsafe.save(obj, path)
+    loaded = modelsafe.load(path)
+    assert len(releasers) == 1 and releasers[0].dropped >= 0.99 * 2 * (8 << 17)
+    assert np.array_equal(loaded["idf"], obj["idf"]) and np.array_equal(loaded["coef"], obj["coef"])
+    loaded["idf"][:] = 0.0  # a copy-on-write map: the file keeps its bytes
+    assert np.array_equal(modelsafe.load(path)["idf"], obj["idf"])
+
+
 def test_ranges_across_buffers_outside_the_map_or_partial_pages_stay(
     tmp_path: Path, releasers: list[Releaser]
 ) -> None:

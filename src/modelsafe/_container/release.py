@@ -9,7 +9,7 @@ copied (:meth:`Releaser.consumed`), the hashing threads say what they have hashe
 (:meth:`Releaser.hashed`); the pages of a range are dropped (``MADV_DONTNEED``) once
 both are done, whichever comes second, so hashing never faults a dropped page back in.
 
-Hashing pages in every buffer at the start of a load, while the builder may need
+Hashing pages in every buffer at the start of a load, though the builder may read
 some of them only much later: a TF-IDF model's ``idf_`` and ``coef_`` after its
 200,000-word vocabulary, whose dict is built meanwhile. So a buffer hashed before
 the builder has taken a view of it (:meth:`Releaser.handed`) is dropped at once;

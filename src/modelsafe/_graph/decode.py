@@ -387,19 +387,20 @@ def _packed_dict(b: Builder, keys_ref: int, v: dict[str, Any]) -> dict[str, Any]
         done += len(keys)
         if stop - given[0] >= _GIVE_BACK:
             b.consumed(raw[given[0] : stop], minimum=_GIVE_BACK)
-            b.consumed(values[given[1] : done], minimum=0)
+            b.consumed(values[given[1] : done], minimum=_PAGE)
             given = (stop, done)
     if done < n:
         raise FormatError(f"{b.source}: packed strings hold {done} items, 'n' says {n}")
     if len(out) != n:
         raise FormatError(f"{b.source}: a packed dict repeats a key")
-    b.consumed(raw[given[0] :], minimum=0)
-    b.consumed(values[given[1] :], minimum=0)
+    b.consumed(raw[given[0] :], minimum=_PAGE)
+    b.consumed(values[given[1] :], minimum=_PAGE)
     return out
 
 
 _RUN = 1 << 16  # bytes of packed strings decoded at a time by _string_runs
 _GIVE_BACK = 1 << 16  # keys' bytes a packed dict reads between two gives back (see above)
+_PAGE = 1 << 12  # less than this holds no whole page: not worth the call
 
 
 def _string_runs(b: Builder, raw: Any) -> Any:
