@@ -209,21 +209,23 @@ def is_modelsafe(tool: Tool) -> bool:
     return "modelsafe" in tool.imports
 
 
-def load_code(tool: Tool, libraries: tuple[str, ...]) -> tuple[str, ...]:
-    """The modules of the tool's own code that loading a model of ``libraries`` runs, when
-    importing the tool leaves them to the first load.
+def load_code(tool: Tool, path: str) -> tuple[str, ...]:
+    """The modules of the tool's own code that loading ``path`` runs, when importing the
+    tool leaves them to the first load.
 
     ``import joblib`` or ``import skops.io`` brings in all of that tool's code, and pickle's
     is part of the interpreter; ``import modelsafe`` stays light and imports its digest
     library and the handler module of each library a file uses on the first load. The
     memory child imports these before its baseline, as it does the other tools' code, so
     that peak RSS compares models rather than libraries (the report gives their cost).
+    The libraries are those of the types the file's header lists: a LightGBM classifier
+    holds a scikit-learn ``LabelEncoder`` and ``collections`` dicts too.
     """
-    if not is_modelsafe(tool):
+    if not is_modelsafe(tool) or not os.path.exists(path):
         return ()
+    from modelsafe._container.reader import open_container
     from modelsafe._handlers import _BY_PACKAGE
 
-    handlers = dict.fromkeys(
-        h for h in (_BY_PACKAGE.get(lib.split(".")[0]) for lib in ("numpy", *libraries)) if h
-    )
+    packages = ("numpy", *(name.split(".")[0] for name in open_container(path).header["types"]))
+    handlers = dict.fromkeys(h for h in map(_BY_PACKAGE.get, packages) if h)
     return ("blake3", *handlers)

@@ -203,7 +203,7 @@ def pair(
         "error": None,
     }
     _import_all(("numpy", *zoo.imports, *tool.imports))
-    if code := load_code(tool, zoo.imports):
+    if code := load_code(tool, path):
         gc.collect()
         before = current_rss_mb()
         _import_all(code)

@@ -361,7 +361,7 @@ def markdown(results: dict[str, Any], chart: str) -> str:
         "times are below.",
         "- **Peak RSS** (fresh process): a new child imports numpy, the model's library and "
         "the tool (with the code its load runs: for modelsafe, which imports that on its "
-        "first load, BLAKE3 and the handler modules of the model's libraries"
+        "first load, BLAKE3 and the handler modules of the libraries of the file's types"
         + _code_cost(results)
         + "), unpickles the held-out batch, resets its peak (`/proc/self/clear_refs`) "
         "and notes its RSS (baseline); it loads the tool's file and notes the peak (`VmHWM`, "
