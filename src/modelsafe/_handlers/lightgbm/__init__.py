@@ -89,9 +89,11 @@ def _build_booster(b: Any, node: dict[str, Any]) -> Any:
 
     # One copy that both the check and LightGBM read: a file rewritten in place during the
     # load must not show the check other bytes than the text LightGBM parses.
-    raw = bytes(b.buffer(node["model"]))
+    view = b.buffer(node["model"])
+    raw = bytes(view)
     if b.mapped:
-        b.consumed(b.buffer(node["model"]))
+        b.consumed(view)
+    del view
     try:
         summary = check(raw)  # before the text is decoded: its scratch and the text never meet
         text = _Encoded(raw)
