@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,74 @@ def test_every_compiled_class_trusted_for_new_or_call_is_validated() -> None:
         if name not in reviewed:
             unguarded.append(name)
     assert unguarded == []
+
+
+def test_a_load_asks_name_by_name_and_gets_the_listed_table() -> None:
+    """A load asks ``default_uses`` about the names its file holds (the lists' text is
+    searched, not made into a table): every answer matches the full listing, and near
+    misses (a prefix, a longer name, a different case) are not trusted."""
+    table = _trust.default_trusted()
+    assert len(table) > 500
+    for name, uses in table.items():
+        assert _trust.default_uses(name) == uses, name
+    for name in list(table)[::7]:
+        for near in (name[:-1], name + "x", name + ".x", name.upper(), name.rpartition(".")[0]):
+            if near not in table:
+                assert _trust.default_uses(near) == frozenset(), near
+    assert _trust.default_uses("numpy.os") == frozenset()  # a module, not a ufunc
+    assert _trust.default_uses("numpy.log1p") == {"value"}
+    assert _trust.default_uses("numpy.float64") == {"node", "value"}
+
+
+def _with_lists(monkeypatch: pytest.MonkeyPatch, directory: Path) -> None:
+    monkeypatch.setattr(_trust, "LISTS_DIR", directory)
+    for cached in (_trust._lists_text, _trust.default_uses, _trust.trust_lists):
+        cached.cache_clear()
+
+
+@pytest.fixture
+def own_lists(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
+    _with_lists(monkeypatch, tmp_path)
+    yield tmp_path
+    monkeypatch.undo()
+    for cached in (_trust._lists_text, _trust.default_uses, _trust.trust_lists):
+        cached.cache_clear()
+
+
+def test_the_name_search_reads_every_line_of_every_list(own_lists: Path) -> None:
+    (own_lists / "a.txt").write_text("# comment\npkg.mod.A new  # why\npkg.mod.AB value\n")
+    (own_lists / "b.txt").write_text("pkg.mod.A\tcall\n\npkg.mod.C node")  # no final newline
+    assert _trust.default_uses("pkg.mod.A") == {"new", "call"}
+    assert _trust.default_uses("pkg.mod.AB") == {"value"}
+    assert _trust.default_uses("pkg.mod.C") == {"node"}
+    assert _trust.default_uses("pkg.mod") == frozenset()
+    assert _trust.default_uses("mod.A") == frozenset()
+
+
+def test_the_name_search_refuses_a_malformed_line_with_its_place(own_lists: Path) -> None:
+    (own_lists / "a.txt").write_text("pkg.mod.A new\n")
+    (own_lists / "b.txt").write_text("# two\n# comments\npkg.mod.B newx\n")
+    assert _trust.default_uses("pkg.mod.A") == {"new"}
+    with pytest.raises(RuntimeError, match=r"_trustlists/b.txt:3: bad line 'pkg.mod.B newx'"):
+        _trust.default_uses("pkg.mod.B")
+
+
+def test_a_list_cannot_trust_what_is_never_trustable(own_lists: Path) -> None:
+    (own_lists / "a.txt").write_text("os.system call value\nbuiltins.eval call\n")
+    assert _trust.default_uses("os.system") == frozenset()
+    assert _trust.default_uses("builtins.eval") == frozenset()
+    assert "os.system" not in _trust.default_trusted()
+
+
+def test_a_name_spanning_lines_of_a_list_is_not_trusted() -> None:
+    """The search looks for a newline and the name: a name from a crafted file that
+    holds a newline must not match one line's end and the next line's start."""
+    text, _ = _trust._lists_text()
+    lines = text.split("\n")
+    pairs = [(a, b) for a, b in itertools.pairwise(lines) if a[:1].isalpha() and b[:1].isalpha()]
+    a, b = pairs[0]
+    spanning = f"{a}\n{b.split()[0]}"  # "pkg.A new\npkg.B": a search would find it whole
+    assert f"\n{spanning} " in text
+    assert _trust.default_uses(spanning) == frozenset()
+    assert _trust.default_uses(b.split()[0]) != frozenset()
+    assert _trust.default_uses(a.split()[0] + " ") == frozenset()

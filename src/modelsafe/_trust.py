@@ -80,64 +80,148 @@ def never_trustable(name: str) -> bool:
     return any(".".join(parts[:i]) in _NEVER_MODULES for i in range(1, len(parts) + 1))
 
 
-@functools.cache
-def default_trusted() -> Mapping[str, frozenset[str]]:
-    """Every name trusted without asking, with the uses it is trusted for."""
-    import numpy as np
-
-    table: dict[str, frozenset[str]] = {}
-
-    def add(name: str, *uses: str) -> None:
-        _add(table, name, uses)
-
-    for n in _BUILTIN_NODES:
-        add(f"builtins.{n}", NODE)
-    for n in _BUILTIN_VALUES:
-        add(f"builtins.{n}", VALUE)
-    for n in _STDLIB_NODES:
-        add(n, NODE)
-    add("numpy.ndarray", NODE, VALUE)
-    add("numpy.dtype", NODE, VALUE)
-    for t in set(np.sctypeDict.values()):
-        add(f"numpy.{t.__name__}", NODE, VALUE)
-    # vars(), not getattr(): numpy imports some submodules lazily on attribute access.
-    namespace = vars(np)
-    for n, v in namespace.items():
-        if isinstance(v, np.ufunc):
-            add(f"numpy.{n}", VALUE)
-    for n in _NUMPY_FUNCTIONS:
-        if callable(namespace.get(n)):
-            add(f"numpy.{n}", VALUE)
-    add("numpy.ma.MaskedArray", NODE)
-    add("numpy.matrix", NODE)
-    add("numpy.random.RandomState", NODE)
-    add("numpy.random.Generator", NODE)
-    for n in _BITGENS:
-        add(f"numpy.random.{n}", NODE)
-    for name, uses in trust_lists().items():
-        add(name, *uses)
-    return {k: v for k, v in table.items() if not never_trustable(k)}
-
-
-# Every process that loads a file builds these tables; with a frozenset per name they held
-# ~360 KiB. Names share their few distinct sets of uses instead (8 in the default set).
+# Names share their few distinct sets of uses (8 in the default set), not one each.
 _USE_SETS: dict[frozenset[str], frozenset[str]] = {}
+
+
+def _shared(uses: frozenset[str]) -> frozenset[str]:
+    return _USE_SETS.setdefault(uses, uses)
 
 
 def _add(table: dict[str, frozenset[str]], name: str, uses: Iterable[str]) -> None:
     """Add ``uses`` to ``name``'s entry, as one of the shared frozensets."""
-    merged = table.get(name, frozenset()).union(uses)
-    table[name] = _USE_SETS.setdefault(merged, merged)
+    table[name] = _shared(table.get(name, frozenset()).union(uses))
 
 
 _USES = frozenset({NODE, VALUE, NEW, CALL})
-# Read as plain files (package data): importlib.resources would import modules on first use.
 LISTS_DIR = Path(__file__).with_name("_trustlists")
+
+
+def _fixed() -> dict[str, frozenset[str]]:
+    """The names trusted by code rather than by the lists: builtins, the standard
+    library's value types and numpy's classes other than its scalar types."""
+    table: dict[str, frozenset[str]] = {}
+    for names, uses in (
+        ((f"builtins.{n}" for n in _BUILTIN_NODES), (NODE,)),
+        ((f"builtins.{n}" for n in _BUILTIN_VALUES), (VALUE,)),
+        (_STDLIB_NODES, (NODE,)),
+        (("numpy.ndarray", "numpy.dtype"), (NODE, VALUE)),
+        (("numpy.ma.MaskedArray", "numpy.matrix", "numpy.random.RandomState"), (NODE,)),
+        (("numpy.random.Generator", *(f"numpy.random.{n}" for n in _BITGENS)), (NODE,)),
+    ):
+        for name in names:
+            _add(table, name, uses)
+    return table
+
+
+_FIXED = _fixed()
+
+
+@functools.cache
+def _scalar_types() -> frozenset[str]:
+    """The names of numpy's scalar types (``float64``, ``int32``, ``bool``, ...)."""
+    import numpy as np
+
+    return frozenset(t.__name__ for t in set(np.sctypeDict.values()))
+
+
+def _numpy_uses(attr: str) -> set[str]:
+    """How ``numpy.<attr>`` is trusted: its scalar types as nodes and values, its ufuncs
+    and the reductions scikit-learn is commonly given (``_NUMPY_FUNCTIONS``) as values."""
+    import numpy as np
+
+    uses: set[str] = set()
+    if attr in _scalar_types():
+        uses.update((NODE, VALUE))
+    # vars(), not getattr(): numpy imports some submodules lazily on attribute access.
+    value = vars(np).get(attr)
+    if isinstance(value, np.ufunc) or (attr in _NUMPY_FUNCTIONS and callable(value)):
+        uses.add(VALUE)
+    return uses
+
+
+@functools.cache
+def _lists_text() -> tuple[str, tuple[tuple[int, str], ...]]:
+    """The trust lists joined into one text (each line preceded by a newline), and where
+    each list starts in it. Read as plain files (package data): importlib.resources would
+    import modules on first use."""
+    parts, starts, at = [], [], 0
+    for entry in sorted(LISTS_DIR.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".txt"):
+            text = "\n" + entry.read_text("utf-8").rstrip("\n")
+            starts.append((at, entry.name))
+            parts.append(text)
+            at += len(text)
+    return "".join(parts) + "\n", tuple(starts)
+
+
+def _listed_uses(name: str) -> set[str]:
+    """The uses the trust lists give ``name``: the words after it on every line it starts.
+
+    A search of the lists' text rather than a table of their ~500 names: a table held
+    ~110 KiB in every process that loads a file and took ~2 ms to build, where a load
+    asks about a few dozen names (``default_uses`` keeps the answers).
+    """
+    text, starts = _lists_text()
+    needle = "\n" + name
+    uses: set[str] = set()
+    at = text.find(needle)
+    while at >= 0:
+        end = at + len(needle)
+        if text[end] in " \t":  # the whole first word, not a prefix of a longer name
+            line = text[end : text.index("\n", end)]
+            words = line.split("#", 1)[0].split()
+            if not words or not _USES.issuperset(words):
+                raise RuntimeError(f"{_where(at + 1, starts)}: bad line {name + line!r}")
+            uses.update(words)
+        at = text.find(needle, end)
+    return uses
+
+
+def _where(at: int, starts: tuple[tuple[int, str], ...]) -> str:
+    """``modelsafe/_trustlists/FILE:LINE`` of position ``at`` in :func:`_lists_text`."""
+    begin, file = max(s for s in starts if s[0] < at)
+    text, _ = _lists_text()
+    return f"modelsafe/_trustlists/{file}:{text.count(chr(10), begin + 1, at) + 1}"
+
+
+@functools.lru_cache(maxsize=4096)
+def default_uses(name: str) -> frozenset[str]:
+    """The uses ``name`` is trusted for by default (empty: not trusted by default)."""
+    if not _NAME.fullmatch(name) or never_trustable(name):  # a name of many lines, say
+        return frozenset()
+    uses = set(_FIXED.get(name, ()))
+    module, _, attr = name.rpartition(".")
+    if module == "numpy":
+        uses |= _numpy_uses(attr)
+    uses |= _listed_uses(name)
+    return _shared(frozenset(uses))
+
+
+def default_trusted() -> Mapping[str, frozenset[str]]:
+    """Every name trusted without asking, with the uses it is trusted for (for listing:
+    a load asks :func:`default_uses` about the names its file holds)."""
+    import numpy as np
+
+    candidates = dict.fromkeys(
+        [
+            *_FIXED,
+            *(f"numpy.{n}" for n in sorted({*vars(np), *_scalar_types()})),
+            *trust_lists(),
+        ]
+    )
+    table = {}
+    for name in candidates:
+        uses = default_uses.__wrapped__(name)  # not cached: a listing asks about every name
+        if uses:
+            table[name] = uses
+    return table
 
 
 @functools.cache
 def trust_lists() -> Mapping[str, frozenset[str]]:
-    """The names of ``modelsafe/_trustlists/*.txt``, with their uses (read, never imported)."""
+    """The names of ``modelsafe/_trustlists/*.txt``, with their uses (read, never
+    imported), every line checked: for listing and for the lists' tests."""
     table: dict[str, frozenset[str]] = {}
     for entry in sorted(LISTS_DIR.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".txt"):
@@ -147,7 +231,7 @@ def trust_lists() -> Mapping[str, frozenset[str]]:
             if not words:
                 continue
             name, uses = words[0], set(words[1:])
-            if not _NAME.fullmatch(name) or not uses or uses - _USES:
+            if not line.startswith(name) or not _NAME.fullmatch(name) or not uses or uses - _USES:
                 raise RuntimeError(
                     f"modelsafe/_trustlists/{entry.name}:{number}: bad line {line!r}"
                 )
@@ -186,12 +270,9 @@ class Policy:
 
     def __init__(self, trusted: object = ()) -> None:
         self.extra = check_trusted(trusted)
-        self.default = default_trusted()
 
     def allows(self, name: str, use: str) -> bool:
-        if name in self.extra:
-            return True
-        return use in self.default.get(name, ())
+        return name in self.extra or use in default_uses(name)
 
     def untrusted(self, needs: Mapping[str, set[str]]) -> list[str]:
         return sorted(n for n, uses in needs.items() if not all(self.allows(n, u) for u in uses))
