@@ -225,3 +225,63 @@ def test_a_failure_while_hashing_in_the_background_reaches_the_caller() -> None:
     items: list[Any] = [(memoryview(b"x" * 600_000), 0), (12345, 0)]  # not bytes
     with pytest.raises(TypeError):
         digest_many_later(items).result()
+
+
+def test_waiting_for_one_digest_hashes_it_here_when_no_thread_has() -> None:
+    """``Pending.wait(i)``: with the pool blocked, the caller hashes item ``i``'s job
+    itself, ``on_done`` runs for that job's items only, and the rest is still hashed by
+    ``result``."""
+    import threading
+
+    from modelsafe._container import digest as d
+
+    items, want = _mixed_items()
+    done: list[int] = []
+    release = threading.Event()
+    pool = d._threads()
+    blockers = [pool.submit(release.wait, 30) for _ in range(d.cores())]
+    try:
+        pending = d.digest_many_later(items, on_done=done.append)
+        pending.wait(3)  # 300,000 bytes: grouped with others into one job
+        assert 3 in done and len(done) < len(items)
+        job = list(done)
+        pending.wait(3)  # again: already hashed, nothing more is done
+        pending.wait(len(items) + 5)  # not an item: returns at once
+        assert done == job
+        assert pending.result() == want
+        assert sorted(done) == list(range(len(items)))
+    finally:
+        release.set()
+        for b in blockers:
+            b.result()
+
+
+def test_waiting_for_one_digest_waits_for_the_thread_hashing_it() -> None:
+    """An item a pool thread is hashing: ``wait`` returns once that thread has finished
+    it and called ``on_done``, not before."""
+    import threading
+
+    from modelsafe._container import digest as d
+
+    if d.cores() < 2:
+        pytest.skip("no pool thread on one core: the caller hashes everything itself")
+    items, want = _mixed_items()
+    started, finish = threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def on_done(i: int) -> None:
+        started.set()
+        assert finish.wait(30)
+        seen.append(i)
+
+    pending = d.digest_many_later(items, on_done=on_done)
+    assert started.wait(30)  # a pool thread is inside its job, holding it
+    held = [i for i, e in pending._events.items() if not e.is_set()]
+    waiter = threading.Thread(target=pending.wait, args=(held[0],))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()  # still waiting on the thread
+    finish.set()
+    waiter.join(30)
+    assert not waiter.is_alive() and held[0] in seen
+    assert pending.result() == want

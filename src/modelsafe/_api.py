@@ -198,7 +198,7 @@ def _construct_deep(
     try:
         obj = build(
             root, views, a, copy=copy_readonly, mapped=mode in ("c", "r"), source=c.source,
-            handed=c.handed, consumed=c.consumed,
+            handed=c.handed, consumed=c.consumed, wait_hashed=c.wait_hashed,
         )  # fmt: skip
     except Exception:
         c.finish_verify(locate)

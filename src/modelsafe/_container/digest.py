@@ -172,15 +172,23 @@ class Pending:
         self._jobs = deque(jobs)
         self._lock = threading.Lock()
         self._taken: list[threading.Event] = []
+        self._events: dict[int, threading.Event] = {}  # item -> set once its job is done
         self._error: BaseException | None = None
+
+    def _start(self, job: list[int]) -> threading.Event:
+        """Mark ``job`` taken (under the lock): the event its hasher sets when done."""
+        done = threading.Event()
+        self._taken.append(done)
+        for i in job:
+            self._events[i] = done
+        return done
 
     def _take(self) -> tuple[list[int] | None, threading.Event | None]:
         with self._lock:
             if not self._jobs:
                 return None, None
-            done = threading.Event()
-            self._taken.append(done)
-            return self._jobs.popleft(), done
+            job = self._jobs.popleft()
+            return job, self._start(job)
 
     def work(self) -> None:
         """Hash jobs until none is left in the queue."""
@@ -188,20 +196,43 @@ class Pending:
             job, done = self._take()
             if job is None or done is None:
                 return
-            try:
-                data, pad = self._items[job[0]]
-                if len(data) >= _LARGE:
-                    self._out[job[0]] = digest(data, pad)
-                else:
-                    for i, d in zip(job, _hash_all([self._items[i] for i in job]), strict=True):
-                        self._out[i] = d
-                if self._on_done is not None:
-                    for i in job:
-                        self._on_done(i)
-            except BaseException as exc:  # re-raised in the caller by result()
-                self._error = exc
-            finally:
-                done.set()
+            self._hash(job, done)
+
+    def _hash(self, job: list[int], done: threading.Event) -> None:
+        try:
+            data, pad = self._items[job[0]]
+            if len(data) >= _LARGE:
+                self._out[job[0]] = digest(data, pad)
+            else:
+                for i, d in zip(job, _hash_all([self._items[i] for i in job]), strict=True):
+                    self._out[i] = d
+            if self._on_done is not None:
+                for i in job:
+                    self._on_done(i)
+        except BaseException as exc:  # re-raised in the caller by result()
+            self._error = exc
+        finally:
+            done.set()
+
+    def wait(self, i: int) -> None:
+        """Return once item ``i`` is hashed and ``on_done(i)`` has run: by hashing its job
+        here if no thread has taken it yet, else by waiting for the thread that has. (A
+        thread that has hashed its bytes still needs the GIL to say so; a caller busy in
+        Python code would give it up only at the next switch interval, 5 ms on.) Errors
+        are left to :meth:`result`."""
+        with self._lock:
+            done = self._events.get(i)
+            job = None
+            if done is None:
+                job = next((j for j in self._jobs if i in j), None)
+                if job is None:
+                    return  # not an item of this queue
+                self._jobs.remove(job)
+                done = self._start(job)
+        if job is not None:
+            self._hash(job, done)
+        else:
+            done.wait()
 
     def result(self) -> list[str]:
         self.work()

@@ -239,6 +239,12 @@ class Container:
         if self.releaser is not None:
             self.releaser.handed(index)
 
+    def wait_hashed(self, index: int) -> None:
+        """Return once buffer ``index`` is hashed, where its digest is being computed in
+        the background (``open_data(later=True)``); at once otherwise."""
+        if self.pending is not None:
+            self.pending.wait(index)
+
     def consumed(self, arr: Any, minimum: int | None = None) -> None:
         """``arr``, a view of the mapped data, has been copied and will not be read again:
         its pages may stop counting in this process's memory (see ``release.py``)."""

@@ -32,10 +32,15 @@ class Builder:
         source: str = "the file",
         handed: Callable[[int], None] | None = None,
         consumed: Callable[..., None] | None = None,
+        wait_hashed: Callable[[int], None] | None = None,
     ) -> None:
         self.views = views
         # Told of each buffer the builder takes a view of, before it reads it.
         self.handed: Callable[[int], None] = handed or _nothing
+        # Returns once a buffer's digest is computed (hashing may run in the background):
+        # a handler that copies a large buffer waits, so that ``consumed`` gives its pages
+        # back at once rather than when the hashing thread next gets the GIL.
+        self.wait_hashed: Callable[[int], None] = wait_hashed or _nothing
         # Told of each view of the map the builder has copied and will not read again
         # (``consumed(view)``, or ``consumed(view, minimum=...)``: see Releaser.consumed).
         self.consumed: Callable[..., None] = consumed or _ignore

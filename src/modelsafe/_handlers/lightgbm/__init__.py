@@ -89,9 +89,11 @@ def _build_booster(b: Any, node: dict[str, Any]) -> Any:
 
     # One copy that both the check and LightGBM read: a file rewritten in place during the
     # load must not show the check other bytes than the text LightGBM parses.
+    # The map's pages are given back before the check, whose scratch would sit beside them.
     view = b.buffer(node["model"])
     raw = bytes(view)
     if b.mapped:
+        b.wait_hashed(node["model"])
         b.consumed(view)
     del view
     try:
