@@ -105,7 +105,8 @@ def test_a_load_asks_name_by_name_and_gets_the_listed_table() -> None:
 
 def _with_lists(monkeypatch: pytest.MonkeyPatch, directory: Path) -> None:
     monkeypatch.setattr(_trust, "LISTS_DIR", directory)
-    for cached in (_trust._lists_text, _trust.default_uses, _trust.trust_lists):
+    for cached in (_trust._lists_text, _trust._listed_modules, _trust._module_lines,
+                   _trust.default_uses, _trust.trust_lists):  # fmt: skip
         cached.cache_clear()
 
 
@@ -114,7 +115,8 @@ def own_lists(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[
     _with_lists(monkeypatch, tmp_path)
     yield tmp_path
     monkeypatch.undo()
-    for cached in (_trust._lists_text, _trust.default_uses, _trust.trust_lists):
+    for cached in (_trust._lists_text, _trust._listed_modules, _trust._module_lines,
+                   _trust.default_uses, _trust.trust_lists):  # fmt: skip
         cached.cache_clear()
 
 
@@ -155,3 +157,30 @@ def test_a_name_spanning_lines_of_a_list_is_not_trusted() -> None:
     assert _trust.default_uses(spanning) == frozenset()
     assert _trust.default_uses(b.split()[0]) != frozenset()
     assert _trust.default_uses(a.split()[0] + " ") == frozenset()
+
+
+def test_a_name_of_a_module_no_list_names_is_answered_without_a_search(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lists' modules are known: a crafted file naming 100,000 types of modules of
+    its own is refused without 100,000 searches of the lists' text."""
+    modules = _trust._listed_modules()
+    assert {"sklearn.ensemble._forest", "sklearn.tree._tree", "xgboost.core"} <= modules
+    assert "pkg.m0" not in modules and "sklearn" not in modules
+    searched: list[str] = []
+    real = _trust._module_lines.__wrapped__
+
+    def spy(module: str) -> str:
+        searched.append(module)
+        return real(module)
+
+    monkeypatch.setattr(_trust, "_module_lines", spy)
+    _trust.default_uses.cache_clear()
+    try:
+        names = [f"pkg.m{i}.C" for i in range(1000)] + ["sklearn.nope.Thing"]
+        assert all(_trust.default_uses(n) == frozenset() for n in names)
+        assert searched == []
+        assert _trust.default_uses("sklearn.ensemble._forest.RandomForestClassifier") == {"new"}
+        assert searched == ["sklearn.ensemble._forest"]
+    finally:
+        _trust.default_uses.cache_clear()

@@ -155,26 +155,55 @@ def _lists_text() -> tuple[str, tuple[tuple[int, str], ...]]:
     return "".join(parts) + "\n", tuple(starts)
 
 
-def _listed_uses(name: str) -> set[str]:
-    """The uses the trust lists give ``name``: the words after it on every line it starts.
+@functools.cache
+def _listed_modules() -> frozenset[str]:
+    """The modules the trust lists name something of: a name of any other module is
+    answered without a search of the lists (a crafted file may name 100,000 types of
+    modules of its own)."""
+    text, _ = _lists_text()
+    return frozenset(_LISTED_MODULE.findall(text))
 
-    A search of the lists' text rather than a table of their ~500 names: a table held
+
+_LISTED_MODULE = re.compile(r"\n([A-Za-z_][A-Za-z0-9_.]*)\.[A-Za-z0-9_]+[ \t]")
+
+
+@functools.lru_cache(maxsize=256)
+def _module_lines(module: str) -> str:
+    """The lines of the trust lists that name something of ``module``, each preceded by a
+    newline. A search of the lists' text rather than a table of their ~500 names: a table held
     ~110 KiB in every process that loads a file and took ~2 ms to build, where a load
-    asks about a few dozen names (``default_uses`` keeps the answers).
-    """
-    text, starts = _lists_text()
-    needle = "\n" + name
-    uses: set[str] = set()
+    asks about a few dozen names (``default_uses`` keeps the answers)."""
+    text, _ = _lists_text()
+    needle = f"\n{module}."
+    lines = []
     at = text.find(needle)
     while at >= 0:
+        end = text.index("\n", at + 1)
+        lines.append(text[at:end])
+        at = text.find(needle, end)
+    return "".join(lines) + "\n"
+
+
+def _listed_uses(name: str) -> set[str]:
+    """The uses the trust lists give ``name``: the words after it on every line it starts."""
+    module = name.rpartition(".")[0]
+    uses: set[str] = set()
+    if module not in _listed_modules():
+        return uses
+    lines = _module_lines(module)
+    needle = "\n" + name
+    at = lines.find(needle)
+    while at >= 0:
         end = at + len(needle)
-        if text[end] in " \t":  # the whole first word, not a prefix of a longer name
-            line = text[end : text.index("\n", end)]
+        if lines[end] in " \t":  # the whole first word, not a prefix of a longer name
+            line = lines[end : lines.index("\n", end)]
             words = line.split("#", 1)[0].split()
             if not words or not _USES.issuperset(words):
-                raise RuntimeError(f"{_where(at + 1, starts)}: bad line {name + line!r}")
+                text, starts = _lists_text()
+                place = _where(text.find(f"\n{name}{line}\n") + 1, starts)
+                raise RuntimeError(f"{place}: bad line {name + line!r}")
             uses.update(words)
-        at = text.find(needle, end)
+        at = lines.find(needle, end)
     return uses
 
 
