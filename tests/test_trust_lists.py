@@ -184,3 +184,16 @@ def test_a_name_of_a_module_no_list_names_is_answered_without_a_search(
         assert searched == ["sklearn.ensemble._forest"]
     finally:
         _trust.default_uses.cache_clear()
+
+
+def test_a_name_with_spaces_or_tabs_in_it_is_not_trusted() -> None:
+    """Names come from the file: one of a listed module whose last part holds a space or
+    a tab must not match the start of a line and take the uses after it."""
+    assert _trust.default_uses("sklearn.tree._tree.Tree") == {"call", "node"}
+    for crafted in (
+        "sklearn.tree._tree.Tree call",
+        "sklearn.tree._tree.Tree\tcall",
+        "sklearn.tree._tree.Tree ",
+        "sklearn.tree._tree.Tree\n",
+    ):
+        assert _trust.default_uses(crafted) == frozenset(), repr(crafted)

@@ -217,7 +217,7 @@ def _where(at: int, starts: tuple[tuple[int, str], ...]) -> str:
 @functools.lru_cache(maxsize=4096)
 def default_uses(name: str) -> frozenset[str]:
     """The uses ``name`` is trusted for by default (empty: not trusted by default)."""
-    if not _NAME.fullmatch(name) or never_trustable(name):  # a name of many lines, say
+    if not _NAME.fullmatch(name) or never_trustable(name):  # spaces, tabs, newlines: refused
         return frozenset()
     uses = set(_FIXED.get(name, ()))
     module, _, attr = name.rpartition(".")
