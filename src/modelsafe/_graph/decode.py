@@ -61,6 +61,20 @@ class Builder:
         self.handed(index)
         return self.views[index]
 
+    def copy_of(self, index: int, into: type[bytes] | type[bytearray] = bytes) -> Any:
+        """Buffer ``index`` copied into this process's memory (``bytes`` or ``bytearray``),
+        for a handler that checks the copy and hands the same copy on (a file rewritten in
+        place during the load must not show the check other bytes than the library gets).
+        The mapped pages are given back at once: the wait for the buffer's digest, where
+        it is computed in the background, lets them go before the check's scratch is made
+        rather than when the hashing thread next gets the GIL."""
+        view = self.buffer(index)
+        copy = into(view)
+        if self.mapped:
+            self.wait_hashed(index)
+            self.consumed(view)
+        return copy
+
     def bytes_array(self, index: int) -> Any:
         """A buffer as a flat uint8 array, made once per buffer and sliced per array."""
         arr = self._u8.get(index)

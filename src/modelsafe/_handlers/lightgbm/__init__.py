@@ -87,15 +87,7 @@ def _audit_booster(a: Any, node: dict[str, Any]) -> None:
 def _build_booster(b: Any, node: dict[str, Any]) -> Any:
     from ...errors import FormatError
 
-    # One copy that both the check and LightGBM read: a file rewritten in place during the
-    # load must not show the check other bytes than the text LightGBM parses.
-    # The map's pages are given back before the check, whose scratch would sit beside them.
-    view = b.buffer(node["model"])
-    raw = bytes(view)
-    if b.mapped:
-        b.wait_hashed(node["model"])
-        b.consumed(view)
-    del view
+    raw = b.copy_of(node["model"])  # one copy that both the check and LightGBM read
     try:
         summary = check(raw)  # before the text is decoded: its scratch and the text never meet
         text = _Encoded(raw)

@@ -94,15 +94,8 @@ def _audit_booster(a: Any, node: dict[str, Any]) -> None:
 def _build_booster(b: Any, node: dict[str, Any]) -> Any:
     from ...errors import FormatError
 
-    # One copy: checked here, then handed as is to XGBoost (which wants a bytearray). The
-    # map's pages are given back at once: they would sit beside the copy, the check's
-    # scratch and XGBoost's model until the load ends.
-    view = b.buffer(node["ubj"])
-    raw = bytearray(view)
-    if b.mapped:
-        b.wait_hashed(node["ubj"])
-        b.consumed(view)
-    del view
+    # One copy: checked here, then handed as is to XGBoost (which wants a bytearray).
+    raw = b.copy_of(node["ubj"], bytearray)
     try:
         summary = check(raw)
     except ValueError as exc:
