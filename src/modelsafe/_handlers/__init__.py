@@ -94,6 +94,24 @@ class Validator:
     private: Callable[[Any, Callable[[Any], Any]], Any] | None = None
 
 
+def plain_attributes(obj: Any, state: Any) -> dict[str, Any] | None:
+    """``state`` as the attributes of an instance of ``type(obj)`` whose state is its
+    ``__dict__`` (a wrapper estimator's): None when the file gives none; else a dict of
+    plain names, none private to Python and none hiding what the class defines (a
+    method, a property). For validators; raises ``TypeError`` or ``ValueError``."""
+    if state is None:
+        return None
+    if type(state) is not dict:
+        raise TypeError(f"the state must be a dict of attributes, not {type(state).__name__}")
+    cls = type(obj)
+    for key in state:
+        if type(key) is not str or not key.isidentifier() or key.startswith("__"):
+            raise ValueError(f"{key!r} is not an attribute name the estimator may have")
+        if any(key in vars(k) for k in cls.__mro__):
+            raise ValueError(f"attribute {key!r} would hide {cls.__name__}.{key}")
+    return state
+
+
 def _load_entry_points() -> None:
     """Merge handler registrations from installed packages, once."""
     global _entry_points_loaded

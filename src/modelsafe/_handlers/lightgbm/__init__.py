@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..._graph.names import qualname
-from .. import Tag, Validator
+from .. import Tag, Validator, plain_attributes
 from ._text import check
 
 BOOSTER = "lightgbm.basic.Booster"
@@ -149,16 +149,10 @@ class _Encoded(str):
 def _wrapper_state(obj: Any, state: Any) -> None:
     """Attributes for an LGBMModel: plain names that hide nothing of the class, a real
     Booster, and feature and class counts that agree with it."""
+    state = plain_attributes(obj, state)
     if state is None:
         return
-    if type(state) is not dict:
-        raise TypeError(f"the state must be a dict of attributes, not {type(state).__name__}")
     cls = type(obj)
-    for key in state:
-        if type(key) is not str or not key.isidentifier() or key.startswith("__"):
-            raise ValueError(f"{key!r} is not an attribute name the estimator may have")
-        if any(key in vars(k) for k in cls.__mro__):
-            raise ValueError(f"attribute {key!r} would hide {cls.__name__}.{key}")
     classes = state.get("_classes")
     n_classes = state.get("_n_classes")
     if n_classes is not None and (

@@ -23,7 +23,7 @@ import weakref
 from typing import Any
 
 from ..._graph.names import qualname
-from .. import Tag, Validator
+from .. import Tag, Validator, plain_attributes
 from ._check import Summary, check
 
 BOOSTER = "xgboost.core.Booster"
@@ -117,16 +117,10 @@ def _build_booster(b: Any, node: dict[str, Any]) -> Any:
 def _wrapper_state(obj: Any, state: Any) -> None:
     """Attributes for an XGBModel: plain names that hide nothing of the class, a real
     Booster, and class counts that agree with it."""
+    state = plain_attributes(obj, state)
     if state is None:
         return
-    if type(state) is not dict:
-        raise TypeError(f"the state must be a dict of attributes, not {type(state).__name__}")
     cls = type(obj)
-    for key in state:
-        if type(key) is not str or not key.isidentifier() or key.startswith("__"):
-            raise ValueError(f"{key!r} is not an attribute name the estimator may have")
-        if any(key in vars(k) for k in cls.__mro__):
-            raise ValueError(f"attribute {key!r} would hide {cls.__name__}.{key}")
     booster = state.get("_Booster")
     if booster is None:
         return
