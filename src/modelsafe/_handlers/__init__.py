@@ -104,10 +104,11 @@ def plain_attributes(obj: Any, state: Any) -> dict[str, Any] | None:
     if type(state) is not dict:
         raise TypeError(f"the state must be a dict of attributes, not {type(state).__name__}")
     cls = type(obj)
+    defined = set().union(*map(vars, cls.__mro__))  # read now: a class may gain methods
     for key in state:
         if type(key) is not str or not key.isidentifier() or key.startswith("__"):
             raise ValueError(f"{key!r} is not an attribute name the estimator may have")
-        if any(key in vars(k) for k in cls.__mro__):
+        if key in defined:
             raise ValueError(f"attribute {key!r} would hide {cls.__name__}.{key}")
     return state
 
