@@ -43,12 +43,14 @@ def test_a_malformed_line_is_an_error_not_a_silent_gap(
     """A typo in a list must stop modelsafe loudly, not leave a name untrusted unnoticed."""
     (tmp_path / "x.txt").write_text("sklearn.Foo newx\n")
     monkeypatch.setattr(_trust, "LISTS_DIR", tmp_path)
+    _trust._lists_text.cache_clear()
     _trust.trust_lists.cache_clear()
     try:
         with pytest.raises(RuntimeError, match=r"x.txt:1: bad line"):
             _trust.trust_lists()
     finally:
         monkeypatch.undo()
+        _trust._lists_text.cache_clear()
         _trust.trust_lists.cache_clear()
 
 
@@ -197,3 +199,17 @@ def test_a_name_with_spaces_or_tabs_in_it_is_not_trusted() -> None:
         "sklearn.tree._tree.Tree\n",
     ):
         assert _trust.default_uses(crafted) == frozenset(), repr(crafted)
+
+
+def test_the_listing_reads_every_list_with_its_own_line_numbers(own_lists: Path) -> None:
+    """The listing reads the lists' joined text: a bad line is named in its own file, at
+    its own line, whatever the files before it hold."""
+    (own_lists / "a.txt").write_text("pkg.a.A new\n\n# note\n")
+    (own_lists / "b.txt").write_text("pkg.b.B value\npkg.a.A call  # again\n\n")
+    (own_lists / "c.txt").write_text("")
+    assert _trust.trust_lists() == {"pkg.a.A": {"new", "call"}, "pkg.b.B": {"value"}}
+    (own_lists / "c.txt").write_text("# one\npkg.c.C\n")
+    _trust._lists_text.cache_clear()
+    _trust.trust_lists.cache_clear()
+    with pytest.raises(RuntimeError, match=r"_trustlists/c.txt:2: bad line 'pkg.c.C'"):
+        _trust.trust_lists()

@@ -251,19 +251,17 @@ def default_trusted() -> Mapping[str, frozenset[str]]:
 def trust_lists() -> Mapping[str, frozenset[str]]:
     """The names of ``modelsafe/_trustlists/*.txt``, with their uses (read, never
     imported), every line checked: for listing and for the lists' tests."""
+    text, starts = _lists_text()
+    ends = [begin for begin, _ in starts[1:]] + [len(text) - 1]
     table: dict[str, frozenset[str]] = {}
-    for entry in sorted(LISTS_DIR.iterdir(), key=lambda e: e.name):
-        if not entry.name.endswith(".txt"):
-            continue
-        for number, line in enumerate(entry.read_text("utf-8").splitlines(), 1):
+    for (begin, file), end in zip(starts, ends, strict=True):
+        for number, line in enumerate(text[begin + 1 : end].split("\n"), 1):
             words = line.split("#", 1)[0].split()
             if not words:
                 continue
             name, uses = words[0], set(words[1:])
             if not line.startswith(name) or not _NAME.fullmatch(name) or not uses or uses - _USES:
-                raise RuntimeError(
-                    f"modelsafe/_trustlists/{entry.name}:{number}: bad line {line!r}"
-                )
+                raise RuntimeError(f"modelsafe/_trustlists/{file}:{number}: bad line {line!r}")
             _add(table, name, uses)
     return table
 
