@@ -2597,6 +2597,66 @@ def test_deep_trees_are_checked_past_the_level_by_level_walk(levels: int) -> Non
         assert check_forest(raw, sizes, np.array([1, 1, 1]), np.array([3, depth, 3])) is ok
 
 
+def _forests() -> dict[str, tuple[Callable[[], Any], np.ndarray[Any, Any]]]:
+    from sklearn import ensemble as en
+
+    chain = np.arange(150.0).reshape(-1, 1)
+    wide = np.random.default_rng(0).normal(size=(12_000, 3))
+    return {
+        # Each split cuts off the largest 3**x: chains 149 levels deep, past the
+        # level-by-level walk of _depths.
+        "deep": (
+            lambda: en.RandomForestRegressor(n_estimators=8, bootstrap=False, random_state=0).fit(
+                chain, 3.0 ** chain[:, 0]
+            ),
+            chain,
+        ),
+        # Best-first trees number their nodes in another order than depth-first ones.
+        "best_first": (
+            lambda: en.RandomForestClassifier(
+                n_estimators=8, max_leaf_nodes=12, random_state=0
+            ).fit(DATA["iris"], DATA["y_iris"]),
+            DATA["iris"],
+        ),
+        # More records than one batch of _store_depths.
+        "batches": (
+            lambda: en.ExtraTreesRegressor(n_estimators=8, random_state=0).fit(
+                wide, np.arange(12_000.0)
+            ),
+            wide[:500],
+        ),
+    }
+
+
+@pytest.mark.parametrize("forest", ["deep", "best_first", "batches"])
+def test_a_saved_forest_holds_the_depths_its_trees_have(forest: str) -> None:
+    """The depths a writer stores in a run's records (from scikit-learn's
+    ``compute_node_depths``) are those the reader's own walk finds, and the file loads."""
+    from modelsafe._handlers.sklearn._tree import _depths, _forest_shape
+
+    make, x = _forests()[forest]
+    model = make()
+    blob = modelsafe.dumps(model)
+    with full_form(compact_trees=True, tree_runs=True):
+        s = Surgery(modelsafe.dumps(model))
+    path = _first_tagged(s, "sk.trees")
+    raw = s.array((*path, "nodes")).copy()
+    sizes = np.array(s.node(path)["sizes"])
+    assert len(sizes) == len(model.estimators_)
+    shape = _forest_shape(raw, sizes)
+    assert shape is not None
+    leaf, inner, (starts, _tree, to_left, to_right) = shape
+    walked = _depths(len(raw), starts, leaf, inner, to_left, to_right)
+    stored = raw[:, 57:59].copy().view("<u2")[:, 0]
+    assert np.array_equal(stored, walked)
+    assert int(walked.max()) == max(e.tree_.max_depth for e in model.estimators_)
+    if forest == "deep":
+        assert int(walked.max()) > 64
+    if forest == "batches":
+        assert len(raw) > 1 << 16
+    assert outputs(modelsafe.loads(blob), x) == outputs(model, x)
+
+
 # -- the sk.hgbp node --------------------------------------------------------------------------
 
 HGBP = "sk.hgbp"
