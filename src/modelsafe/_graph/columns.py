@@ -191,6 +191,8 @@ def _order_holds(items: list[Any], keys: list[str], own: set[int]) -> bool:
     inside = set(own)
     for it in items:
         _definitions(it["state"], inside)
+    if not inside:
+        return True  # no id is defined in the run: any reference is to one defined before it
     defined = set(own)
     for k in keys:
         for it in items:
