@@ -484,6 +484,29 @@ def test_overwrite_while_mapped_keeps_the_old_view(tmp_path: Path) -> None:
     assert modelsafe.load(path)["w"].sum() == 1000.0
 
 
+def test_a_small_file_is_read_whole_and_a_large_one_mapped(tmp_path: Path) -> None:
+    """A file of at most SMALL_FILE bytes is read in one call (a map costs more than the
+    read), so a later rewrite of its bytes in place cannot reach the loaded arrays; a
+    larger file is mapped, and the same rewrite shows through its views (README)."""
+    from modelsafe._container.reader import SMALL_FILE
+
+    for n, mapped in ((100, False), (SMALL_FILE // 8 + 100, True)):
+        path = modelsafe.save({"w": np.full(n, 7.0)}, tmp_path / f"m{n}.msafe")
+        assert (path.stat().st_size > SMALL_FILE) == mapped
+        loaded = {mode: modelsafe.load(path, mmap=mode) for mode in (None, "r", False)}
+        assert loaded[None]["w"].flags.writeable and loaded[False]["w"].flags.writeable
+        assert not loaded["r"]["w"].flags.writeable
+        raw = path.read_bytes()
+        at = raw.find(np.full(n, 7.0).tobytes())
+        with open(path, "r+b") as f:  # in place: the same file, the same pages
+            f.seek(at)
+            f.write(np.full(n, 9.0).tobytes())
+        for mode, obj in loaded.items():
+            shows = mapped and mode is not False
+            assert obj["w"][0] == (9.0 if shows else 7.0), (n, mode)
+            assert (obj["w"] == obj["w"][0]).all()
+
+
 _FORK_SCRIPT = """
 import os, sys
 import numpy as np

@@ -8,6 +8,10 @@ mapper's categorical flags, KD-tree index arrays, scipy sparse indices, pandas c
 are checked at load; they are kept in the process's own memory so that the checks
 still hold at predict time.
 
+Some of these files are small enough that a load would read them whole into memory,
+where no rewrite can reach them; the children map every file, so that the mapped
+path, the one a rewrite can reach, is the one tested (``SMALL_FILE = 0``).
+
 Each case runs in a child: it loads the file, predicts, overwrites the bytes of the
 index array in the file with out-of-range indices, predicts again, and reports
 whether the outputs are the same. Before the arrays were copied, the hgb, kdtree and
@@ -32,6 +36,8 @@ _CHILD = r"""
 import sys
 import numpy as np
 import modelsafe
+import modelsafe._container.reader
+modelsafe._container.reader.SMALL_FILE = 0  # map every file: a small one is read whole
 
 case, path = sys.argv[1], sys.argv[2]
 rng = np.random.default_rng(0)
@@ -135,6 +141,8 @@ _DURING = r"""
 import sys
 import numpy as np
 import modelsafe
+import modelsafe._container.reader
+modelsafe._container.reader.SMALL_FILE = 0  # map every file: a small one is read whole
 from modelsafe._handlers.sklearn import _tree
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import RandomForestClassifier
@@ -195,6 +203,8 @@ import sys
 import numpy as np
 import lightgbm
 import modelsafe
+import modelsafe._container.reader
+modelsafe._container.reader.SMALL_FILE = 0  # map every file: a small one is read whole
 import modelsafe._handlers.lightgbm as handler
 
 path = sys.argv[1]

@@ -197,7 +197,8 @@ def _construct_deep(
     views = c.open_data(mmap_mode=mode, verify=verify, locate=locate, later=True)
     try:
         obj = build(
-            root, views, a, copy=copy_readonly, mapped=mode in ("c", "r"), source=c.source,
+            root, views, a, copy=copy_readonly, mapped=mode in ("c", "r") and c.data is None,
+            source=c.source,
             handed=c.handed, consumed=c.consumed, wait_hashed=c.wait_hashed,
         )  # fmt: skip
     except Exception:
@@ -230,6 +231,9 @@ def load(
             memory). ``"r"``: read-only views, shared between processes.
             ``"c"``: like the default but refuses compressed files.
             ``False``: read the data into memory (the file is not kept open).
+            A file of at most 64 KiB is read into memory whatever ``mmap`` says (one
+            read costs less than a map); its arrays are then views of that private copy,
+            writable, or read-only with ``"r"``.
         verify: check every buffer against its BLAKE3 digest (default). The digests
             of a large file are computed on other cores while the object is built;
             nothing is returned unless every one matches.
@@ -255,7 +259,7 @@ def load(
     if mmap not in _MMAP_MODES:
         raise ValueError(f"mmap must be None, 'r', 'c' or False, not {mmap!r}")
     policy = Policy(trusted)
-    c = open_container(path, verify=verify)
+    c = open_container(path, verify=verify, small_whole=True)
     _require(c, require_signature, verify)
     if mmap in ("r", "c") and c.compressed:
         codecs = sorted({c.buffers[i].codec or "" for i in c.compressed})

@@ -754,9 +754,9 @@ def _tokens_ok(buf: np.ndarray[Any, Any], *, floats: bool, loose: bool = False) 
 
 def _pairs_ok(cls: np.ndarray[Any, Any], table: bytes) -> bool:
     """Whether every byte's class may follow the class before it (``table``: ``_pairs``)."""
-    pair = cls[:-1] << 4
+    pair = np.multiply(cls[:-1], np.uint8(16))  # (numpy shifts uint8 ten times slower)
     pair |= cls[1:]
-    return 0 not in pair.tobytes().translate(table)
+    return 0 not in bytearray(pair).translate(table)  # (bytes.translate is slower)
 
 
 def _run_ok(cls: np.ndarray[Any, Any], marked: bytearray, raw: np.ndarray[Any, Any]) -> bool:
