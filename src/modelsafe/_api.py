@@ -231,7 +231,7 @@ def load(
             memory). ``"r"``: read-only views, shared between processes.
             ``"c"``: like the default but refuses compressed files.
             ``False``: read the data into memory (the file is not kept open).
-            A file of at most 64 KiB is read into memory whatever ``mmap`` says (one
+            A file of at most 1 MiB is read into memory whatever ``mmap`` says (one
             read costs less than a map); its arrays are then views of that private copy,
             writable, or read-only with ``"r"``.
         verify: check every buffer against its BLAKE3 digest (default). The digests

@@ -485,9 +485,12 @@ def _finish(
 
 
 # A file this small is read whole, in one call, and its arrays are views of that private
-# copy: mapping it (a second open, mmap, page faults, munmap) costs more than reading it,
-# a fixed ~50 us of a 0.5 ms load, and sharing its pages between processes saves nothing.
-SMALL_FILE = 1 << 16
+# copy: mapping it (a second open, mmap, page faults, munmap, and copies of the arrays
+# compiled code indexes, which a rewrite of the file must not reach) costs more than
+# reading it (zoo: ct_pipe, 23 KiB, ~0.76 -> ~0.68 ms; hgb, 239 KiB, ~1.30 -> ~1.21-1.32
+# ms and a fresh process's peak +0.58 MB instead of +0.77), and sharing a few hundred KiB
+# of pages between processes saves little.
+SMALL_FILE = 1 << 20
 
 
 def open_container(
