@@ -75,7 +75,8 @@ def _blake3(data: Any, size: int) -> Any:
 
 def _durable_replace(path: str, write: Callable[[Any], None]) -> None:
     """``write`` a temporary file beside ``path``, flush, fsync, rename it over ``path``
-    and fsync the directory: the durability of every modelsafe save."""
+    and fsync the directory: the durability of every modelsafe save. Not modelsafe's own
+    ``replace_atomic``: a baseline row must not import the library it is compared with."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".bench-", suffix=".tmp")
     try:
