@@ -367,6 +367,32 @@ def run_limited(
     return results
 
 
+def run_crafted(
+    cases: Mapping[str, tuple[bytes, str]], bombs: Sequence[str], directory: Path
+) -> dict[str, dict[str, Any]]:
+    """``run_limited`` for ``cases`` (name -> (file, text the error must contain)), the
+    results with that text as ``expect``. The ``bombs`` each run in a child of their own,
+    so that the peak of one case does not hide the growth of the next."""
+    files = {name: blob for name, (blob, _) in cases.items() if name not in bombs}
+    results = run_limited(files, _made(directory / "cases"))
+    for i, bomb in enumerate(bombs):
+        results |= run_limited({bomb: cases[bomb][0]}, _made(directory / f"bomb{i}"))
+    return {name: {**r, "expect": cases[name][1]} for name, r in results.items()}
+
+
+def _made(directory: Path) -> Path:
+    directory.mkdir()
+    return directory
+
+
+def assert_refused_small(r: dict[str, Any], growth: int = 200 << 20) -> None:
+    """A crafted allocation bomb (a ``run_crafted`` result): refused with a FormatError
+    naming its rule, and the child's peak RSS grew by less than ``growth``."""
+    assert r["rss_growth"] < growth, f"peak RSS grew by {r['rss_growth'] >> 20} MiB"
+    assert r["error"] == "FormatError" and r["modelsafe"], r
+    assert r["expect"] in r["message"], r["message"]
+
+
 def _array_bytes(obj: Any, seen: set[int] | None = None) -> int:
     seen = set() if seen is None else seen
     if id(obj) in seen:

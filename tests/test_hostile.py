@@ -24,6 +24,8 @@ import lz4.frame
 import numpy as np
 import pytest
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import modelsafe
 from modelsafe import (
@@ -34,6 +36,7 @@ from modelsafe import (
     ModelSafeError,
     UntrustedTypesError,
 )
+from modelsafe._container.layout import json_structure
 
 from ._crafting import (
     EVERYWHERE,
@@ -651,6 +654,113 @@ def test_duplicate_members_are_refused_or_the_last_one_wins(tmp_path: Path) -> N
             assert got == [2], f"{name} used the first 'root'"
         elif name.startswith("inspect"):
             assert got.tree == [2], f"{name} shows the first 'root'"
+
+
+# -- how many values the header may hold (docs/format.md §8) -----------------------------------
+
+
+def _structure_by_lexing(text: str) -> int:
+    """[ { , : outside strings, counted by a JSON lexer written out character by character."""
+    count, i, inside = 0, 0, False
+    while i < len(text):
+        c = text[i]
+        if inside and c == "\\":
+            i += 2  # the escaped character, whatever it is
+            continue
+        if c == '"':
+            inside = not inside
+        elif not inside and c in ",:[{":
+            count += 1
+        i += 1
+    return count
+
+
+_TRICKY = st.text(alphabet=st.sampled_from(list('ab,:[]{}"\\\n\u00e9\U0001f600')), max_size=8)
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _TRICKY,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TRICKY, inner, max_size=4),
+    max_leaves=30,
+)
+
+
+@given(value=_JSON_VALUES, ascii_only=st.booleans(), spaced=st.booleans())
+@settings(max_examples=400, deadline=None)
+def test_the_header_structure_is_counted_as_a_json_lexer_reads_it(
+    value: Any, ascii_only: bool, spaced: bool
+) -> None:
+    """Keys and strings full of , : [ {, quotes and backslashes: only what is outside the
+    strings counts, for bytes and for str."""
+    text = json.dumps(value, ensure_ascii=ascii_only, separators=None if spaced else (",", ":"))
+    expected = _structure_by_lexing(text)
+    for given_as in (text, text.encode("utf-8")):
+        assert json_structure(given_as, -1) == expected  # -1: always counted exactly
+    # The limit: None at or under it, the count over it.
+    assert json_structure(text, expected) is None
+    if expected:
+        assert json_structure(text, expected - 1) == expected
+
+
+def test_the_exact_count_carries_a_string_across_its_chunks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("modelsafe._container.layout._CHUNK", 7)
+    for text in ['["a,b,c,d,e,f,g,h,i,j",[1,2]]', '{"k\\\\":"\\",,,,,,,,,,,,","x":[]}']:
+        assert json_structure(text, -1) == _structure_by_lexing(text)
+
+
+def _list_of(n: int, item: str) -> bytes:
+    return frame(header_bytes(base_header(root="@r@"), r="[" + ",".join([item] * n) + "]"))
+
+
+def test_the_value_limit_is_exact() -> None:
+    """A header of exactly the limit loads; one more value is a FormatError (a lower limit
+    here, the default one below)."""
+    from modelsafe._container.layout import Limits
+    from modelsafe._container.reader import parse_container
+
+    fixed = _structure_by_lexing(header_bytes(base_header(root=[])).decode())
+    limit = fixed + 2 * 500 - 1  # 500 items "[]": a '[' each, and the ',' between them
+    at = _list_of(500, "[]")
+    limits = Limits(max_header_values=limit)
+    assert len(parse_container(at, limits=limits).header["root"]) == 500
+    with pytest.raises(FormatError, match=rf"has {limit + 2} JSON values .* limit of {limit}$"):
+        parse_container(_list_of(501, "[]"), limits=limits)
+
+
+@pytest.mark.parametrize("item", ["[]", "{}", '{"a":[]}'])
+def test_a_header_of_millions_of_empty_containers_is_refused_before_it_is_parsed(
+    item: str, reject: Callable[..., Any]
+) -> None:
+    """3 bytes of JSON ("[],") make ~150 bytes of Python objects: 16.8 million values
+    (24 to 34 MiB of JSON) would need ~2.5 GB and ~20 s; every entry point refuses them."""
+    n = (1 << 24) // (1 + sum(map(item.count, ",:[{")))
+    reject(_list_of(n, item), FormatError, match="over the limit of 8388608")
+
+
+def test_a_header_over_the_limits_is_never_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """save and dumps refuse a header a reader would refuse (lower limits here, to keep the
+    test small); the file being replaced stays as it was, and no temporary file is left."""
+    from modelsafe._container.layout import Limits
+
+    path = tmp_path / "model.msafe"
+    modelsafe.save([1, 2, 3], path)
+    before = path.read_bytes()
+    monkeypatch.setattr(
+        "modelsafe._container.writer.DEFAULT_LIMITS",
+        Limits(max_header_values=1000, max_header_bytes=8192),
+    )
+    tuples = [(i, i + 1) for i in range(200)]  # 7 values each
+    with pytest.raises(FormatError, match=r"JSON values and keys, over the 1000 a reader"):
+        modelsafe.save(tuples, path)
+    with pytest.raises(FormatError, match=r"a header of \d+ bytes, over the 8192 a reader"):
+        modelsafe.save("x" * 9000, path)
+    with pytest.raises(FormatError, match="JSON values and keys"):
+        modelsafe.dumps(tuples)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.msafe"]
+    assert modelsafe.loads(modelsafe.dumps(tuples[:100])) == tuples[:100]  # under it: fine
 
 
 @pytest.mark.parametrize("key", ["digest", "data_size", "buffers", "types", "root"])
@@ -1420,6 +1530,10 @@ RESOURCE_CASES: dict[str, tuple[Callable[[], bytes], bool]] = {
     ),
     "header length 1 GiB on a 200-byte file": (
         lambda: _with_preamble(craft([1]), n=GIB - 16),
+        False,
+    ),
+    "header of 8.4 million empty lists (24 MiB; ~2.5 GB once built)": (
+        lambda: _list_of(1 << 23, "[]"),
         False,
     ),
 }

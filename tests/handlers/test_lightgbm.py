@@ -28,7 +28,7 @@ from sklearn.datasets import load_diabetes, load_iris, make_classification
 
 import modelsafe
 
-from .._crafting import frame, lay_out, rewrite, run_limited, split
+from .._crafting import assert_refused_small, frame, lay_out, rewrite, run_crafted, split
 from ..compare import assert_same
 from .conformance import HandlerConformance
 
@@ -454,6 +454,38 @@ def _crafted_cases() -> dict[str, tuple[bytes, str]]:
             _edit(linear_text, "leaf_features", lambda v: ["99", *v[1:]], linear_tree),
             "leaf_features holds a feature outside [0, 9]",
         ),
+        # Allocation bombs (BOMBS): refused before any list of their size is made.
+        "bomb: pandas_categorical of 4.2 million empty lists": (
+            base,
+            text[: text.rindex("pandas_categorical:")]
+            + "pandas_categorical:["
+            + ",".join(["[]"] * ((1 << 22) + 8))
+            + "]\n",
+            "pandas_categorical has 8388624 JSON values, over the limit of 8388608",
+        ),
+        "bomb: 8 million feature names": (
+            base,
+            re.sub(
+                r"^feature_names=.*$",
+                "feature_names=" + " ".join(["ab"] * 8_000_000),
+                text,
+                count=1,
+                flags=re.M,
+            ),
+            "feature_names must be 10 names separated by single spaces",
+        ),
+        "bomb: 8 million lines after the trees": (
+            base,
+            text.replace(
+                "\nfeature_importances:\n", "\nfeature_importances:\n" + "a=1\n" * 8_000_000
+            ),
+            "the trees are followed by more lines than features and parameters",
+        ),
+        "a header of a million empty lines": (
+            base,
+            text.replace("\ntree_sizes=", "\n" * 1_000_000 + "\ntree_sizes=", 1),
+            "the header has more lines than the 12 LightGBM writes and an empty one",
+        ),
     }
     cases = {"untampered": (base, "")}
     for name, (blob, new_text, message) in edits.items():
@@ -516,14 +548,20 @@ CRAFTED = [
     "wrapper: feature count against the booster",
     "wrapper: attribute hiding a method",
     "wrapper: a dunder attribute",
+    "a header of a million empty lines",
+]
+# Texts of 12 to 32 MB that, split or parsed before their counts were checked, made
+# 0.3 to 0.5 GB of Python objects (and LightGBM parses pandas_categorical again).
+BOMBS = [
+    "bomb: pandas_categorical of 4.2 million empty lists",
+    "bomb: 8 million feature names",
+    "bomb: 8 million lines after the trees",
 ]
 
 
 @pytest.fixture(scope="module")
 def crafted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    cases = _crafted_cases()
-    results = run_limited({k: v[0] for k, v in cases.items()}, tmp_path_factory.mktemp("lgb"))
-    return {name: {**r, "expect": cases[name][1]} for name, r in results.items()}
+    return run_crafted(_crafted_cases(), BOMBS, tmp_path_factory.mktemp("lgb"))
 
 
 def test_crafted_control_loads_and_predicts_the_same(crafted: dict[str, Any]) -> None:
@@ -543,8 +581,15 @@ def test_crafted_model_text_is_a_format_error(case: str, crafted: dict[str, Any]
     assert r["expect"] in r["message"], r["message"]
 
 
+@pytest.mark.parametrize("case", BOMBS)
+def test_allocation_bombs_are_refused_before_they_grow_the_process(
+    case: str, crafted: dict[str, Any]
+) -> None:
+    assert_refused_small(crafted[case])
+
+
 def test_every_crafted_case_is_tested(crafted: dict[str, Any]) -> None:
-    assert set(CRAFTED) == set(crafted) - {"untampered"}
+    assert set(CRAFTED) | set(BOMBS) == set(crafted) - {"untampered"}
 
 
 @pytest.mark.parametrize(

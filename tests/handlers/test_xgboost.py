@@ -25,7 +25,7 @@ from sklearn.datasets import load_diabetes, load_iris, make_classification
 
 import modelsafe
 
-from .._crafting import frame, lay_out, rewrite, run_limited, split
+from .._crafting import assert_refused_small, frame, lay_out, rewrite, run_crafted, split
 from ..compare import assert_same
 from .conformance import HandlerConformance
 
@@ -354,6 +354,7 @@ CRAFTED = [
     "wrapper: n_classes_ against the booster",
     "wrapper: attribute hiding a method",
 ]
+BOMBS = ["bomb: 8.4 million empty objects in the learner's attributes"]
 
 
 def _crafted_cases() -> dict[str, tuple[bytes, str]]:
@@ -456,6 +457,12 @@ def _crafted_cases() -> dict[str, tuple[bytes, str]]:
             ),
             "nodes are marked deleted",
         ),
+        # An allocation bomb (BOMBS): 17 MB of '{}' read as 8.4 million dicts (~0.6 GB).
+        "bomb: 8.4 million empty objects in the learner's attributes": (
+            binary,
+            _with_member(raw, b"attributes", b"junk", b"[#L" + _int64(N_BOMB) + b"{}" * N_BOMB),
+            "the model holds more than 8388608 values outside typed arrays",
+        ),
     }
     cases = {"untampered": (binary, "")}
     for name, (blob, new_raw, message) in edits.items():
@@ -469,6 +476,19 @@ def _crafted_cases() -> dict[str, tuple[bytes, str]]:
         "invalid xgboost.sklearn.XGBClassifier: attribute 'predict' would hide",
     )
     return cases
+
+
+N_BOMB = (1 << 23) + 1
+
+
+def _int64(n: int) -> bytes:
+    return struct.pack(">q", n)
+
+
+def _with_member(raw: bytes, holder: bytes, key: bytes, value: bytes) -> bytes:
+    """``raw`` with member ``key: value`` first in the object of member ``holder``."""
+    at = raw.index(b"L" + _int64(len(holder)) + holder + b"{") + 9 + len(holder) + 1
+    return raw[:at] + b"L" + _int64(len(key)) + key + value + raw[at:]
 
 
 def _set_count(raw: bytes, key: str, count: int) -> bytes:
@@ -489,13 +509,7 @@ def _edit_state(blob: bytes, edit: Any) -> bytes:
 
 @pytest.fixture(scope="module")
 def crafted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    cases = _crafted_cases()
-    return {
-        name: {**result, "expect": cases[name][1]}
-        for name, result in run_limited(
-            {k: v[0] for k, v in cases.items()}, tmp_path_factory.mktemp("xgb")
-        ).items()
-    }
+    return run_crafted(_crafted_cases(), BOMBS, tmp_path_factory.mktemp("xgb"))
 
 
 def test_crafted_control_loads_and_predicts_the_same(crafted: dict[str, Any]) -> None:
@@ -524,8 +538,15 @@ def test_crafted_file_on_disk_is_refused_by_every_loader(tmp_path: Path) -> None
             load(blob)
 
 
+@pytest.mark.parametrize("case", BOMBS)
+def test_allocation_bombs_are_refused_before_they_grow_the_process(
+    case: str, crafted: dict[str, Any]
+) -> None:
+    assert_refused_small(crafted[case])
+
+
 def test_every_crafted_case_is_tested(crafted: dict[str, Any]) -> None:
-    assert set(CRAFTED) == set(crafted) - {"untampered"}
+    assert set(CRAFTED) | set(BOMBS) == set(crafted) - {"untampered"}
 
 
 def test_the_thread_count_is_kept() -> None:

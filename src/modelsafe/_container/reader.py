@@ -38,6 +38,7 @@ from .layout import (
     SIGNATURE_SIZE,
     Limits,
     align,
+    json_structure,
 )
 from .release import Releaser, drop_pages
 
@@ -466,6 +467,12 @@ def _finish(
 ) -> tuple[dict[str, Any], list[BufferEntry]]:
     if verify:
         check_header_hash(pre, body, source)
+    values = json_structure(body, limits.max_header_values)
+    if values is not None:
+        raise FormatError(
+            f"{source}: the header has {values} JSON values and keys (its [ {{ , : outside "
+            f"strings), over the limit of {limits.max_header_values}"
+        )
     header = parse_header(body, source)
     entries = _check_header(header, source, limits, version)
     expected = PREAMBLE_SIZE + hlen + header["data_size"]

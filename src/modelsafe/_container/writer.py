@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ..errors import FormatError
 from .compress import compress_all
 from .digest import cores, digest, digest_many
 from .layout import (
+    DEFAULT_LIMITS,
     DIGEST_HEX_LEN,
     DIGEST_NAME,
     FORMAT_VERSION,
@@ -25,6 +27,7 @@ from .layout import (
     PREAMBLE,
     PREAMBLE_SIZE,
     align,
+    json_structure,
 )
 
 
@@ -84,7 +87,27 @@ class Layout:
         body += self._members + b"}"
         total = PREAMBLE_SIZE + len(body)
         body += b" " * (align(total) - total)
+        _within_limits(body)
         return seal_header(PREAMBLE.pack(MAGIC, FORMAT_VERSION, len(body)) + body)
+
+
+def _within_limits(body: bytes) -> None:
+    """A header no reader would accept is not written (FormatError; a file being replaced
+    is left as it was)."""
+    limits = DEFAULT_LIMITS
+    if len(body) > limits.max_header_bytes:
+        raise FormatError(
+            f"this object needs a header of {len(body)} bytes, over the "
+            f"{limits.max_header_bytes} a reader accepts (docs/format.md §8). The header "
+            "holds the object tree but its arrays and bytes: keep large data in those"
+        )
+    values = json_structure(body, limits.max_header_values)
+    if values is not None:
+        raise FormatError(
+            f"this object needs a header of {values} JSON values and keys, over the "
+            f"{limits.max_header_values} a reader accepts (docs/format.md §8): keep large "
+            "collections (a million tuples or small arrays and more) in numpy arrays"
+        )
 
 
 def build_container(

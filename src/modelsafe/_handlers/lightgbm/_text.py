@@ -29,8 +29,14 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-MAX_FEATURES = 1 << 28  # prediction allocates a vector of this many doubles per row
+from ..._container.layout import DEFAULT_LIMITS, json_structure
+
+# Prediction allocates a vector of this many doubles per row, and the text names each
+# feature (a Python str of each name is ~50 bytes, from 2 bytes of text): XGBoost's bound.
+MAX_FEATURES = 1 << 24
 MAX_CLASSES = 1 << 24
+_HEADER_LINES = 12  # the most the header has (tree, version, ..., tree_sizes)
+_TAIL_LINES = 4096  # after the trees, beyond a line per feature (LightGBM 4 writes ~150)
 _INT32 = 2**31 - 1
 # decision_type: bit 0 categorical, bit 1 default left, bits 2-3 missing type (0, 1, 2).
 _CATEGORICAL = 1
@@ -209,6 +215,8 @@ class _Model:
 
     # -- header ------------------------------------------------------------------------------
     def _header(self, head: str) -> np.ndarray[Any, Any]:
+        if head.count("\n") > _HEADER_LINES + 1:  # (not split first: a million empty lines)
+            _fail("the header has more lines than the 12 LightGBM writes and an empty one")
         lines = head.split("\n")
         if lines[-2:] != ["", ""]:
             _fail("the header must end with an empty line before the first tree")
@@ -262,11 +270,14 @@ class _Model:
         )
         n_features = self.max_feature_idx + 1
         self._objective(values.get("objective"))
-        names = values["feature_names"].split(" ")
-        if len(names) != n_features or not all(map(_NAME.fullmatch, names)):
+        # The counts first: a list of names is made only for as many as the model has.
+        if _count(values["feature_names"]) != n_features or not all(
+            map(_NAME.fullmatch, values["feature_names"].split(" "))
+        ):
             _fail(f"feature_names must be {n_features} names separated by single spaces")
-        infos = values["feature_infos"].split(" ")
-        if len(infos) != n_features or not all(map(_INFO.fullmatch, infos)):
+        if _count(values["feature_infos"]) != n_features or not all(
+            map(_INFO.fullmatch, values["feature_infos"].split(" "))
+        ):
             _fail(f"feature_infos must be {n_features} ranges or category lists")
         if "monotone_constraints" in values:
             mono = _ints(values["monotone_constraints"], "monotone_constraints")
@@ -295,6 +306,8 @@ class _Model:
 
     # -- after the trees ---------------------------------------------------------------------
     def _tail(self, tail: str) -> Any:
+        if tail.count("\n") > self.max_feature_idx + 1 + _TAIL_LINES:
+            _fail("the trees are followed by more lines than features and parameters")
         lines = tail.split("\n")
         if len(lines) < 5 or lines[:2] != ["", "feature_importances:"] or lines[-1] != "":
             _fail("the trees must be followed by the feature importances")
@@ -319,7 +332,14 @@ def _no_constant(name: str) -> NoReturn:
 
 
 def _pandas_categorical(text: str) -> Any:
-    """The category lists LightGBM's Python package applies to DataFrames (JSON)."""
+    """The category lists LightGBM's Python package applies to DataFrames (JSON), of at
+    most as many values as a file's header (LightGBM parses them again)."""
+    values = json_structure(text, DEFAULT_LIMITS.max_header_values)
+    if values is not None:
+        _fail(
+            f"pandas_categorical has {values} JSON values, over the limit of "
+            f"{DEFAULT_LIMITS.max_header_values}"
+        )
     try:
         value = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:

@@ -33,6 +33,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..._container.layout import DEFAULT_LIMITS
+
 _INT64 = struct.Struct(">q").unpack_from
 _FLOAT32 = struct.Struct(">f").unpack_from
 _INTS = {
@@ -45,6 +47,9 @@ _INTS = {
 ITEM_SIZE = {0x64: 4, 0x55: 1, 0x69: 1, 0x6C: 4, 0x4C: 8}  # typed-array markers
 MARKER_DTYPE = {0x64: ">f4", 0x55: "u1", 0x69: "i1", 0x6C: ">i4", 0x4C: ">i8"}
 MAX_DEPTH = 32
+# Values built outside typed arrays (an array's items, an object's keys), as many as a
+# file's header may hold: a two-byte empty object '{}' is ~70 bytes of Python objects.
+MAX_VALUES = DEFAULT_LIMITS.max_header_values
 
 # The fields of one tree, in the order XGBoost writes them (its objects are sorted
 # maps), with the typed-array marker each must have; ``id`` is an integer and
@@ -233,6 +238,17 @@ class _Reader:
         self.buf = buf
         self.end = len(buf)
         self._views: _Views | None = None
+        self._values = 0  # built so far, outside typed arrays (MAX_VALUES)
+
+    def _spend(self, n: int, pos: int) -> None:
+        """``n`` more values to build at byte ``pos``: refused past ``MAX_VALUES``, before
+        they are built."""
+        self._values += n
+        if self._values > MAX_VALUES:
+            raise UBJError(
+                f"the model holds more than {MAX_VALUES} values outside typed arrays "
+                f"(at byte {pos})"
+            )
 
     def _length(self, pos: int, unit: int) -> tuple[int, int]:
         """An int64 count at ``pos`` of items of ``unit`` bytes that must fit in the buffer."""
@@ -282,6 +298,7 @@ class _Reader:
         out: dict[str, Any] = {}
         buf = self.buf
         while buf[pos] != 0x7D:  # }
+            self._spend(1, pos)
             key, pos = self._text(pos)
             if key in out:
                 raise UBJError(f"key {key!r} appears twice in one object")
@@ -307,6 +324,7 @@ class _Reader:
         if buf[pos : pos + 2] != b"#L":
             raise UBJError(f"an array needs an int64 count at byte {pos}")
         n, pos = self._length(pos + 2, 1)
+        self._spend(n, pos)
         if key == "trees":
             return self._trees(pos, n, depth)
         uniform = self._uniform_integers(pos, n)
