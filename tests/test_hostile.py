@@ -36,7 +36,8 @@ from modelsafe import (
     ModelSafeError,
     UntrustedTypesError,
 )
-from modelsafe._container.layout import json_structure
+from modelsafe._container.layout import Limits, json_structure
+from modelsafe._container.reader import parse_container
 
 from ._crafting import (
     EVERYWHERE,
@@ -715,9 +716,6 @@ def _list_of(n: int, item: str) -> bytes:
 def test_the_value_limit_is_exact() -> None:
     """A header of exactly the limit loads; one more value is a FormatError (a lower limit
     here, the default one below)."""
-    from modelsafe._container.layout import Limits
-    from modelsafe._container.reader import parse_container
-
     fixed = _structure_by_lexing(header_bytes(base_header(root=[])).decode())
     limit = fixed + 2 * 500 - 1  # 500 items "[]": a '[' each, and the ',' between them
     at = _list_of(500, "[]")
@@ -742,8 +740,6 @@ def test_a_header_over_the_limits_is_never_written(
 ) -> None:
     """save and dumps refuse a header a reader would refuse (lower limits here, to keep the
     test small); the file being replaced stays as it was, and no temporary file is left."""
-    from modelsafe._container.layout import Limits
-
     path = tmp_path / "model.msafe"
     modelsafe.save([1, 2, 3], path)
     before = path.read_bytes()
