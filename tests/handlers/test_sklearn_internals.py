@@ -31,7 +31,9 @@ import pytest
 
 import modelsafe
 
+from .. import _user_subclasses
 from .._crafting import frame, lay_out, split, used_types
+from .._user_subclasses import SUBCLASSES
 from ..compare import assert_same
 from .conformance import REPO, HandlerConformance
 
@@ -2042,10 +2044,131 @@ def test_without_validation_these_files_crash(tmp_path: Path) -> None:
         s = _surgery(model)
         edit(s)
         runs[name] = (s.blob(), _trusted(model), MODELS[model][1])
-    off = "import modelsafe._graph.decode as d; d.validator_for = lambda name: None\n"
+    off = (
+        "import modelsafe._graph.decode as d\n"
+        "d.validator_for = lambda name: None\n"
+        "d.validator_of = lambda cls: None\n"
+    )
     results = run_cases(runs, tmp_path, timeout=30, prelude=off)
     survived = {name: got for name, got in results.items() if "crashed" not in got}
     assert len(survived) <= 1, survived
+
+
+# -- the same files, the validated class a user's subclass of it ---------------------------------
+# A user who subclasses a validated class (``MyVectorizer(CountVectorizer)`` with its own
+# preprocessing) and trusts it hands the base class's compiled code the same state: a
+# crafted file must be refused all the same (tests/_user_subclasses.py makes the subclasses).
+
+
+def _as_subclass(s: Surgery, cls: str) -> str | None:
+    """Every node that makes an instance of ``cls`` makes one of its subclass instead: the
+    subclass's name, or None where no node makes one."""
+    sub = SUBCLASSES[cls]
+    module, _, name = cls.rpartition(".")
+    sub_module, _, sub_name = sub.rpartition(".")
+    renamed = 0
+    stack = [s.header["root"]]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, dict):
+            if x.get("$") in ("obj", "objs", "call") and (x.get("module"), x.get("name")) == (
+                module,
+                name,
+            ):
+                x["module"], x["name"] = sub_module, sub_name
+                renamed += 1
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+    return sub if renamed else None
+
+
+# Compact trees and tree runs are nodes of their own kinds (``sk.tree``, ``sk.trees``),
+# which make a Tree whatever the file says: no subclass of it to name.
+SUBCLASSED = [
+    name
+    for name, (model, _edit, cls, _text) in CASES.items()
+    if cls in SUBCLASSES and model not in COMPACT and model not in TREE_RUNS
+]
+
+
+def _subclass_runs() -> dict[str, tuple[bytes, list[str], str]]:
+    runs: dict[str, tuple[bytes, list[str], str]] = {}
+    for name in SUBCLASSED:
+        model, edit, cls, _text = CASES[name]
+        s = _surgery(model)
+        edit(s)
+        sub = _as_subclass(s, cls)
+        assert sub is not None, f"{name}: no node makes a {cls}"
+        runs[name] = (s.blob(), [*_trusted(model, name), sub], MODELS[model][1])
+    for model in CONTROLS:
+        s = _surgery(model)
+        root = s.header["root"]
+        cls = f"{root.get('module')}.{root.get('name')}"
+        if cls in SUBCLASSES:
+            sub = _as_subclass(s, cls)
+            assert sub is not None
+            runs[f"control {model}"] = (s.blob(), [sub], MODELS[model][1])
+    return runs
+
+
+@pytest.fixture(scope="module")
+def subclassed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return run_cases(_subclass_runs(), tmp_path_factory.mktemp("subclassed"))
+
+
+@pytest.mark.parametrize("case", SUBCLASSED)
+def test_crafted_state_under_a_trusted_subclass_is_a_format_error(
+    subclassed: dict[str, Any], case: str
+) -> None:
+    got = subclassed[case]
+    assert "crashed" not in got, f"the child died (exit {got['crashed']}):\n{got['stderr']}"
+    _model, _edit, cls, text = CASES[case]
+    assert got["error"] == "FormatError", f"not refused: {got}"
+    assert text in got["message"], got["message"]
+    # Its own check, or one of the objects it holds (whose classes are not renamed).
+    named = (f"invalid {SUBCLASSES[cls]} (checked as its base class {cls}): ", "invalid ")
+    assert got["message"].split(": ", 1)[1].startswith(named), got["message"]
+
+
+def test_a_trusted_subclass_of_every_sample_loads_and_predicts_the_same(
+    subclassed: dict[str, Any],
+) -> None:
+    controls = {k: v for k, v in subclassed.items() if k.startswith("control ")}
+    assert len(controls) >= 30, sorted(controls)
+    for key, got in controls.items():
+        assert got.get("error") is None and "crashed" not in got, (key, got)
+        make, x = MODELS[key.removeprefix("control ")]
+        assert got["outputs"] == outputs(make(), DATA[x]), key
+
+
+def test_every_validated_class_lends_its_checks_to_a_subclass() -> None:
+    from modelsafe._handlers import validator_for, validator_of
+
+    assert len(SUBCLASSES) > 100
+    for base, sub in SUBCLASSES.items():
+        cls = _user_subclasses.__dict__[sub.rpartition(".")[2]]
+        assert validator_of(cls) == (base, validator_for(base)), sub
+
+
+@pytest.mark.slow
+def test_without_the_base_class_checks_a_subclass_lets_crafted_files_through(
+    tmp_path: Path,
+) -> None:
+    """The threat is real: with validators found by exact class name only (as before),
+    the crafted files under a trusted subclass load, or crash the child."""
+    runs = {k: v for k, v in _subclass_runs().items() if not k.startswith("control ")}
+    exact_only = (
+        "import modelsafe._graph.decode as d\n"
+        "from modelsafe._graph.names import qualname\n"
+        "_of = d.validator_of\n"
+        "d.validator_of = lambda cls: (lambda f: f if f and f[0] == qualname(cls) else None)"
+        "(_of(cls))\n"
+    )
+    results = run_cases(runs, tmp_path, timeout=30, prelude=exact_only)
+    through = {name for name, got in results.items() if "crashed" in got or got["error"] is None}
+    assert len(through) >= len(runs) // 4, sorted(set(runs) - through)
+    assert any("crashed" in results[name] for name in through), "none crashed"
 
 
 def _random_edit(s: Surgery, tag: str, rng: np.random.Generator) -> None:

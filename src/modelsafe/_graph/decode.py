@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .._handlers import validator_for
+from .._handlers import Validator, validator_for, validator_of
 from ..errors import FormatError, ModelSafeError
 from .audit import Audit
 from .names import resolve
@@ -251,6 +251,19 @@ def _validate(b: Builder, name: str, check: Callable[..., None], *what: Any) -> 
         raise FormatError(f"{b.source}: invalid {name}: {exc}") from None
 
 
+def _checks(name: str, target: Any) -> tuple[str, Validator | None]:
+    """The validator for what ``name`` (resolved to ``target``) makes, and the name its
+    errors give: a class without one of its own is checked as its nearest validated base
+    class (``validator_of``)."""
+    if not isinstance(target, type):
+        return name, validator_for(name)
+    found = validator_of(target)
+    if found is None:
+        return name, None
+    base, check = found
+    return (name if base == name else f"{name} (checked as its base class {base})"), check
+
+
 def _failed(b: Builder, name: str, exc: Exception) -> FormatError:
     """The error for an exception raised while constructing ``name`` (or its state)."""
     return FormatError(f"{b.source}: constructing {name} failed: {type(exc).__name__}: {exc}")
@@ -262,9 +275,9 @@ def _b_instance(b: Builder, node: dict[str, Any]) -> Any:
         target = resolve(node["module"], node["name"])
         args = b.build(node["args"]) if "args" in node else []
         kwargs = b.build(node["kwargs"]) if "kwargs" in node else {}
-        check = validator_for(name)
+        checked_as, check = _checks(name, target)
         if check is not None and check.args is not None:
-            _validate(b, name, check.args, args, kwargs)
+            _validate(b, checked_as, check.args, args, kwargs)
         if node["$"] == "obj":
             if not isinstance(target, type):
                 raise TypeError(f"{name} is not a class")
@@ -279,7 +292,7 @@ def _b_instance(b: Builder, node: dict[str, Any]) -> Any:
             state = b.build(node["state"]) if "state" in node else None
             if check.private is not None and state is not None:
                 state = check.private(state, b.private)
-            _validate(b, name, check.state, obj, state)
+            _validate(b, checked_as, check.state, obj, state)
             if "state" in node:
                 _set_state(obj, state)
         elif "state" in node:
@@ -312,9 +325,9 @@ def _b_objs(b: Builder, node: dict[str, Any]) -> Any:
         if not isinstance(target, type):
             raise TypeError(f"{name} is not a class")
         n = node["n"]
-        check = validator_for(name)
+        checked_as, check = _checks(name, target)
         if check is not None and check.args is not None:
-            _validate(b, name, check.args, [], {})
+            _validate(b, checked_as, check.args, [], {})
         new: Any = target.__new__
         objs = [new(target) for _ in range(n)]
         ids = node.get("ids")
@@ -344,7 +357,7 @@ def _b_objs(b: Builder, node: dict[str, Any]) -> Any:
             if check is not None and check.state is not None:
                 if check.private is not None:
                     state = check.private(state, b.private)
-                _validate(b, name, check.state, obj, state)
+                _validate(b, checked_as, check.state, obj, state)
             _set_state(obj, state)
     except ModelSafeError:
         raise

@@ -195,3 +195,20 @@ def validator_for(qualified_name: str) -> Validator | None:
         return None
     found: Validator | None = getattr(module, "VALIDATORS", {}).get(qualified_name)
     return found
+
+
+@functools.cache
+def validator_of(cls: type) -> tuple[str, Validator] | None:
+    """The validator for instances of ``cls``, with the qualified name of the class it is
+    for: ``cls``'s own, else that of its nearest base class that has one. A subclass
+    someone trusts (``MyVectorizer(CountVectorizer)`` with its own preprocessing) hands
+    its state to the base class's compiled code as the base class does, so it is held
+    to the same invariants."""
+    from .._graph.names import qualname
+
+    for base in cls.__mro__:
+        name = qualname(base)
+        found = validator_for(name)
+        if found is not None:
+            return name, found
+    return None

@@ -57,13 +57,28 @@ def _metrics() -> dict[type, int]:
     }
 
 
+def _known(cls: Any, table: dict[type, Any]) -> Any:
+    """The nearest class of ``cls``'s MRO that ``table`` knows, or None: a subclass someone
+    trusted is checked as the tree or metric class it extends (its compiled methods are
+    that class's)."""
+    if not isinstance(cls, type):
+        return None
+    return next((c for c in cls.__mro__ if c in table), None)
+
+
+def _metric_name(metric: Any) -> str:
+    """The name of the metric class ``metric`` is (or extends): its checks go by it."""
+    base = _known(type(metric), _metrics())
+    return str((base or type(metric)).__name__)
+
+
 # -- metrics -----------------------------------------------------------------------------
 
 
 def metric_state(metric: Any, state: Any) -> None:
     """``(p, vec, mat)`` (plus ``func, kwargs`` for a Python function): the sizes the
     metric's own ``_validate_data`` compares with the data."""
-    name = type(metric).__name__
+    name = _metric_name(metric)
     pyfunc = name.startswith("PyFuncDistance")
     want = 5 if pyfunc else 3
     if type(state) is not tuple or len(state) != want:
@@ -86,7 +101,7 @@ def metric_state(metric: Any, state: Any) -> None:
 
 def metric_size(metric: Any) -> int | None:
     """The number of features a validated metric requires, or None for any."""
-    name = type(metric).__name__
+    name = _metric_name(metric)
     _, vec, mat = metric.__getstate__()[:3]  # vec and mat are not Python attributes
     if name.startswith("MahalanobisDistance"):
         return int(mat.shape[0])
@@ -110,8 +125,11 @@ def private_tree(state: Any, own: Callable[[Any], Any]) -> Any:
 
 def tree_state(tree: Any, state: Any) -> None:
     """The 13-item state of ``BinaryTree.__getstate__``, checked as queries use it."""
-    kind, width, valid = _trees()[type(tree)]
+    base = _known(type(tree), _trees())
     cls = type(tree).__name__
+    if base is None:
+        raise TypeError(f"{cls} is not a KD or ball tree class")
+    kind, width, valid = _trees()[base]
     if type(state) is not tuple or len(state) != 13:
         raise ValueError(f"the state of a {cls} must be a tuple of 13 values")
     (data, idx, nodes, bounds, leaf_size, n_levels, n_nodes, *stats) = state[:11]
@@ -161,8 +179,9 @@ def tree_state(tree: Any, state: Any) -> None:
     if bounds.shape != want:
         raise ValueError(f"node_bounds has shape {bounds.shape}, expected {want}")
 
-    mname = type(metric).__name__
-    if mname not in valid or _metrics().get(type(metric)) != width:
+    mbase = _known(type(metric), _metrics())
+    mname = _metric_name(metric)
+    if mbase is None or mname not in valid or _metrics()[mbase] != width:
         raise TypeError(f"a {cls} cannot use the metric {type(metric).__qualname__}")
     size = metric_size(metric)
     if size is not None and size != d:
@@ -178,19 +197,19 @@ def tree_state(tree: Any, state: Any) -> None:
 
 def new_tree_args(args: list[Any], kwargs: dict[str, Any]) -> None:
     """``newObj(cls)`` calls ``cls.__new__(cls)`` for any class: only a tree class here."""
-    if kwargs or len(args) != 1 or args[0] not in _trees():
+    if kwargs or len(args) != 1 or _known(args[0], _trees()) is None:
         raise TypeError("newObj here only makes a KDTree or BallTree")
 
 
 def new_metric_args(args: list[Any], kwargs: dict[str, Any]) -> None:
     """``newObj(cls)`` of the metrics module: only a concrete DistanceMetric class."""
-    if kwargs or len(args) != 1 or args[0] not in _metrics():
+    if kwargs or len(args) != 1 or _known(args[0], _metrics()) is None:
         raise TypeError("newObj here only makes a concrete DistanceMetric class")
 
 
 def new_state(obj: Any, state: Any) -> None:
     """The state of what ``newObj`` made, by its class (a tree or a metric)."""
-    if type(obj) in _trees():
+    if _known(type(obj), _trees()) is not None:
         tree_state(obj, state)
     else:
         metric_state(obj, state)
