@@ -28,7 +28,7 @@ import scipy.sparse as sp
 import modelsafe
 from modelsafe import FormatError, UnsupportedTypeError, UntrustedTypesError
 
-from .._crafting import GIB, HERE, craft, run_limited, split
+from .._crafting import GIB, HERE, craft, rewrite, run_limited, split, used_types
 from ..compare import array_values_equal, assert_same
 from .conformance import HandlerConformance
 
@@ -925,6 +925,36 @@ def test_generic_path_is_validated_too() -> None:
     aliased, _ = _csr_state(same_data=True)
     with pytest.raises(FormatError, match=rf"invalid {name}: .*share memory"):
         modelsafe.loads(aliased, trusted=[name])
+
+
+def _csr_state_as(sub: str, indices: Any = None) -> bytes:
+    """``_csr_state`` for an instance of ``sub`` (a caller's subclass of csr_matrix)."""
+    blob, _ = _csr_state(indices)
+    module, _, name = sub.rpartition(".")
+
+    def as_sub(header: dict[str, Any]) -> None:
+        header["root"]["module"], header["root"]["name"] = module, name
+        header["types"] = used_types(header["root"])
+
+    return rewrite(blob, as_sub)
+
+
+def test_a_trusted_subclass_is_validated_as_the_scipy_class_it_extends() -> None:
+    """A caller's ``MyCSR(csr_matrix)`` trusted by name: its crafted indices are refused as
+    csr_matrix's are (they used to load, and the first product read out of bounds)."""
+    from .._user_subclasses import SUBCLASSES
+
+    base = "scipy.sparse._csr.csr_matrix"
+    sub = SUBCLASSES[base]
+    good = modelsafe.loads(_csr_state_as(sub), trusted=[sub])
+    assert type(good).__qualname__ == sub.rpartition(".")[2]
+    assert np.array_equal(good.toarray(), CSR.toarray())
+    bad = _csr_state_as(sub, indices=_set(CSR.indices, 2, 10**9))
+    with pytest.raises(
+        FormatError,
+        match=rf"invalid {sub} \(checked as its base class {base}\): indices\[2\] = 1000000000",
+    ):
+        modelsafe.loads(bad, trusted=[sub])
 
 
 def test_generic_path_refuses_constructor_arguments_and_missing_state() -> None:
