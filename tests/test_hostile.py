@@ -701,6 +701,15 @@ def test_the_header_structure_is_counted_as_a_json_lexer_reads_it(
         assert json_structure(text, expected - 1) == expected
 
 
+@given(value=_JSON_VALUES, tail=st.binary(max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_what_follows_valid_json_never_lowers_its_count(value: Any, tail: bytes) -> None:
+    """A parser builds values only up to its first error, so the count of a text must
+    cover its valid prefix whatever follows it (stray quotes and backslashes included)."""
+    text = json.dumps(value, separators=(",", ":")).encode()
+    assert json_structure(text + tail, -1) >= _structure_by_lexing(text.decode())
+
+
 def test_the_exact_count_carries_a_string_across_its_chunks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
