@@ -957,6 +957,35 @@ def test_a_trusted_subclass_is_validated_as_the_scipy_class_it_extends() -> None
         modelsafe.loads(bad, trusted=[sub])
 
 
+def test_a_subclass_keeps_its_own_attributes_but_hides_nothing_of_scipys() -> None:
+    """What a caller's subclass adds beside scipy's layout (``m.note = ...``) saves and
+    loads; an added attribute may not hide a property of the class or be a scipy flag."""
+    from .._user_subclasses import SUBCLASSES, User_scipy_sparse__csr_csr_matrix
+
+    sub = SUBCLASSES["scipy.sparse._csr.csr_matrix"]
+    m = User_scipy_sparse__csr_csr_matrix(CSR)
+    m.note = "mine"
+    back = modelsafe.loads(modelsafe.dumps(m), trusted=[sub])
+    assert back.note == "mine" and np.array_equal(back.toarray(), CSR.toarray())
+    for key, value, why in (
+        ("has_sorted_indices", True, "would hide"),
+        ("_has_sorted_indices", True, None),  # a flag the layout allows: checked as such
+        ("has_canonical_format", True, "expected"),  # coo's flag, not a csr's
+        ("__class__", 1, "not an attribute name"),
+    ):
+        blob = _csr_state_as(sub)
+
+        def add(header: dict[str, Any], key: str = key, value: Any = value) -> None:
+            header["root"]["state"][key] = value
+
+        crafted = rewrite(blob, add)
+        if why is None:
+            assert modelsafe.loads(crafted, trusted=[sub]).nnz == CSR.nnz
+        else:
+            with pytest.raises(FormatError, match=why):
+                modelsafe.loads(crafted, trusted=[sub])
+
+
 def test_generic_path_refuses_constructor_arguments_and_missing_state() -> None:
     name = "scipy.sparse._coo.coo_array"
     called = craft(

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FormatError
-from . import Tag, Validator
+from . import Tag, Validator, plain_attributes
 
 TAG = "sp.sparse"
 FORMATS = ("csr", "csc", "bsr", "coo", "dia", "lil", "dok")
@@ -621,6 +621,24 @@ def _no_aliasing(arrays: list[Any]) -> None:
             raise ValueError("two of its arrays share memory")
 
 
+# Instance attributes scipy's own code reads in some format (the index order flags): never
+# a subclass's own attribute.
+_SCIPY_FLAGS = frozenset({*_ROW_FLAGS.values(), *_FLAGS["coo"].values()})
+
+
+def _own_attributes(obj: Any, state: dict[str, Any], layout: set[str] | frozenset[str]) -> Any:
+    """``state`` without the attributes a caller's subclass of the scipy class (trusted by
+    name) adds beside scipy's ``layout``, which must be plain, hide nothing the class
+    defines and not be one of scipy's flags; a scipy class itself has none."""
+    extra = {k: v for k, v in state.items() if k not in layout}
+    if not extra:
+        return state
+    if type(obj).__module__.partition(".")[0] == "scipy" or extra.keys() & _SCIPY_FLAGS:
+        raise ValueError(f"its attributes are {sorted(state)}, expected {sorted(layout)}")
+    plain_attributes(obj, extra)
+    return {k: v for k, v in state.items() if k in layout}
+
+
 def _state_validator(fmt: str) -> Callable[[Any, Any], None]:
     flag_attrs = _FLAGS.get(fmt, {})
 
@@ -628,7 +646,8 @@ def _state_validator(fmt: str) -> Callable[[Any, Any], None]:
         if type(state) is not dict:
             raise TypeError("its state must be a dict of attributes")
         want = _LAYOUT[fmt]
-        if not want <= state.keys() <= want | set(flag_attrs.values()):
+        state = _own_attributes(obj, state, want | set(flag_attrs.values()))
+        if not want <= state.keys():
             raise ValueError(f"its attributes are {sorted(state)}, expected {sorted(want)}")
         shape = state["_shape"]
         if type(shape) is not tuple or not all(type(d) is int and d >= 0 for d in shape):
@@ -676,7 +695,8 @@ MAX_SPLINE_DEGREE = 100
 def _bspline_state(obj: Any, state: Any) -> None:
     if type(state) is not dict:
         raise TypeError("its state must be a dict of attributes")
-    if not {"_t", "_c", "k"} <= state.keys() <= _BSPLINE_KEYS:
+    state = _own_attributes(obj, state, _BSPLINE_KEYS)
+    if not {"_t", "_c", "k"} <= state.keys():
         raise ValueError(f"its attributes are {sorted(state)}, expected {sorted(_BSPLINE_KEYS)}")
     t, c, k = state["_t"], state["_c"], state["k"]
     if type(k) is not int or not 0 <= k <= MAX_SPLINE_DEGREE:
