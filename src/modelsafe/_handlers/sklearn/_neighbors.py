@@ -180,7 +180,7 @@ def tree_state(tree: Any, state: Any) -> None:
         raise ValueError(f"node_bounds has shape {bounds.shape}, expected {want}")
 
     mbase = _known(type(metric), _metrics())
-    mname = _metric_name(metric)
+    mname = str((mbase or type(metric)).__name__)  # _metric_name, from the base just found
     if mbase is None or mname not in valid or _metrics()[mbase] != width:
         raise TypeError(f"a {cls} cannot use the metric {type(metric).__qualname__}")
     size = metric_size(metric)
