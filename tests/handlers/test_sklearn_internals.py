@@ -212,6 +212,10 @@ def _models() -> dict[str, tuple[Callable[[], Any], str]]:
         "count_vectorizer": (lambda: text.CountVectorizer().fit(DATA["docs"]), "docs"),
         "tfidf_vectorizer": (lambda: text.TfidfVectorizer().fit(DATA["docs"]), "docs"),
         "dict_vectorizer": (lambda: DictVectorizer().fit(DATA["records"]), "records"),
+        "hashing_vectorizer": (
+            lambda: text.HashingVectorizer(n_features=64).fit(DATA["docs"]),
+            "docs",
+        ),
         "nearest_neighbors_seuclidean": (
             lambda: _fit(
                 lambda: nb.NearestNeighbors(
@@ -334,7 +338,7 @@ def _input_for(model: Any) -> np.ndarray[Any, Any]:
     """The fixed input a sample's methods are called on, chosen by what it was fit on."""
     if getattr(model, "_preprocessor", None) is not None:
         return DATA["cat"]
-    if hasattr(model, "vocabulary_"):
+    if hasattr(model, "vocabulary_") or hasattr(model, "token_pattern"):
         return DATA["records" if hasattr(model, "feature_names_") else "docs"]
     if model.n_features_in_ == 5:
         return DATA["reg"]
@@ -1270,11 +1274,79 @@ def _vocabulary_cases() -> dict[str, Case]:
             "sklearn.feature_extraction._dict_vectorizer.DictVectorizer",
             "vocabulary_ maps a term to column 9, outside its 9 columns",
         ),
+        "dict vectorizer column negative": (
+            "dict_vectorizer",
+            remap(-1),
+            "sklearn.feature_extraction._dict_vectorizer.DictVectorizer",
+            "vocabulary_ maps a term to column -1",
+        ),
+        "dict vectorizer vocabulary of text": (
+            "dict_vectorizer",
+            lambda s: s.set(vocabulary, {"$": "dict", "v": [["f1", "zero"]]}),
+            "sklearn.feature_extraction._dict_vectorizer.DictVectorizer",
+            "vocabulary_ maps a term to something that is not a column index",
+        ),
         "vocabulary of text": (
             "count_vectorizer",
             lambda s: s.set(vocabulary, {"$": "dict", "v": [["w1", "zero"]]}),
             count,
             "vocabulary_ maps a term to something that is not a column index",
+        ),
+    }
+
+
+# Matching this on one of DATA's documents (8 words, ~25 characters, no '.') takes ~0.3 s
+# at 20 characters and twice as long for each one more: the child would never finish its
+# transform (test_the_exponential_pattern_is_a_real_attack shows it on its own).
+EXPONENTIAL = r"(?:.|\w|\s)*\."
+
+
+def _token_pattern_cases() -> dict[str, Case]:
+    pattern = ("state", "token_pattern")
+    text = "sklearn.feature_extraction.text"
+    exponential = "can take time exponential in the length of the text it reads"
+    return {
+        "count vectorizer exponential token_pattern": (
+            "count_vectorizer",
+            lambda s: s.set(pattern, EXPONENTIAL),
+            f"{text}.CountVectorizer",
+            exponential,
+        ),
+        "tfidf vectorizer nested repeat token_pattern": (
+            "tfidf_vectorizer",
+            lambda s: s.set(pattern, r"(?:\w+\s?)+\."),
+            f"{text}.TfidfVectorizer",
+            exponential,
+        ),
+        "hashing vectorizer exponential token_pattern": (
+            "hashing_vectorizer",
+            lambda s: s.set(pattern, EXPONENTIAL),
+            f"{text}.HashingVectorizer",
+            exponential,
+        ),
+        "hashing vectorizer exponential lookahead in token_pattern": (
+            "hashing_vectorizer",
+            lambda s: s.set(pattern, r"(?=(?:\w+\s?)+\.)\w+"),
+            f"{text}.HashingVectorizer",
+            exponential,
+        ),
+        "token_pattern with a backreference": (
+            "count_vectorizer",
+            lambda s: s.set(pattern, r"(\w)\1+"),
+            f"{text}.CountVectorizer",
+            "refers back to a group",
+        ),
+        "token_pattern not a regular expression": (
+            "hashing_vectorizer",
+            lambda s: s.set(pattern, r"(\w+"),
+            f"{text}.HashingVectorizer",
+            "is not a regular expression re compiles",
+        ),
+        "token_pattern of bytes": (
+            "tfidf_vectorizer",
+            lambda s: s.set(pattern, {"$": "bytes", "b64": "KD91KVxiXHdcdytcYg=="}),
+            f"{text}.TfidfVectorizer",
+            "token_pattern must be a str, not bytes",
         ),
     }
 
@@ -1867,6 +1939,7 @@ CASES: dict[str, Case] = {
     **_kmeans_cases(),
     **_svm_cases(),
     **_vocabulary_cases(),
+    **_token_pattern_cases(),
     **_loss_cases(),
 }
 

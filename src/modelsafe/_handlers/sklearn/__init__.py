@@ -111,6 +111,11 @@ def _validators() -> dict[str, Validator]:
         out[name] = Validator(state=_estimators.neighbors_state)
     for name in _estimators.VECTORIZERS:
         out[name] = Validator(state=_estimators.vocabulary_state)
+    for name in _estimators.TEXT_VECTORIZERS:
+        text = name != "sklearn.feature_extraction.text.HashingVectorizer"
+        out[name] = Validator(
+            state=_estimators.text_vectorizer_state if text else _estimators.token_pattern_state
+        )
     for name in _estimators.SVMS:
         out[name] = Validator(state=_estimators.svm_state, private=_estimators.private_svm)
     out.update(_losses.validators())

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ._checks import array, integer, private_members
+from ._patterns import check_pattern
 
 _TREE_MODULE = "sklearn.tree._classes"
 TREE_ESTIMATORS = tuple(
@@ -59,6 +60,11 @@ VECTORIZERS = (
     "sklearn.feature_extraction.text.CountVectorizer",
     "sklearn.feature_extraction.text.TfidfVectorizer",
     "sklearn.feature_extraction._dict_vectorizer.DictVectorizer",
+)
+# Vectorizers that hand their token_pattern to ``re`` on every transform.
+TEXT_VECTORIZERS = tuple(
+    f"sklearn.feature_extraction.text.{n}"
+    for n in ("CountVectorizer", "TfidfVectorizer", "HashingVectorizer")
 )
 _SVM_CLASSIFIERS = ("c_svc", "nu_svc")  # sklearn.svm._base.LIBSVM_IMPL, in its order
 _SVM_OTHERS = ("one_class", "epsilon_svr", "nu_svr")
@@ -311,6 +317,19 @@ def _svm_sparse(vectors: Any, dual: Any, m: int, n: int) -> None:
 
 
 # -- vectorizers ------------------------------------------------------------------------------
+
+
+def token_pattern_state(obj: Any, state: Any) -> None:
+    """``transform`` runs ``re.findall(token_pattern, document)``: a pattern whose matching
+    can take exponential time (:mod:`._patterns`) would never end on an ordinary document."""
+    if type(state) is dict and "token_pattern" in state:
+        check_pattern("token_pattern", state["token_pattern"])
+
+
+def text_vectorizer_state(obj: Any, state: Any) -> None:
+    """A CountVectorizer's or TfidfVectorizer's pattern and vocabulary."""
+    token_pattern_state(obj, state)
+    vocabulary_state(obj, state)
 
 
 def vocabulary_state(obj: Any, state: Any) -> None:
