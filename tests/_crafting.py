@@ -222,6 +222,8 @@ def used_types(root: Any) -> list[str]:
             names.add(f"builtins.{tag}")
         elif tag == "nd":
             names.add("numpy.ndarray")
+        elif tag == "npmatrix":
+            names.add("numpy.matrix")
         elif tag == "dtype":
             names.add("numpy.dtype")
         elif tag == "npscalar":

@@ -52,6 +52,7 @@ def _data() -> dict[str, np.ndarray[Any, Any]]:
     rng = np.random.default_rng(0)
     x_cat = np.c_[rng.integers(0, 6, 300), rng.normal(size=(300, 3))]
     y_cat = ((x_cat[:, 0] % 2 == 0) ^ (x_cat[:, 2] > 0)).astype(int)
+    docs = [" ".join(f"w{j}" for j in rng.integers(0, 30, 8)) for _ in range(60)]
     return {
         "iris": x_iris,
         "y_iris": y_iris,
@@ -61,7 +62,8 @@ def _data() -> dict[str, np.ndarray[Any, Any]]:
         "cat": x_cat,
         "y_cat": y_cat,
         "iris_gram": x_iris @ x_iris.T,  # a precomputed linear kernel
-        "docs": np.array([" ".join(f"w{j}" for j in rng.integers(0, 30, 8)) for _ in range(60)]),
+        "docs": np.array(docs),
+        "tokens": np.array([d.split() for d in docs]),  # a FeatureHasher's strings
         "records": np.array([{f"f{j}": float(j)} for j in rng.integers(0, 9, 60)]),
     }
 
@@ -91,8 +93,9 @@ def _models() -> dict[str, tuple[Callable[[], Any], str]]:
     from sklearn import ensemble as en
     from sklearn import neighbors as nb
     from sklearn import svm, tree
-    from sklearn.cluster import KMeans
-    from sklearn.feature_extraction import DictVectorizer, text
+    from sklearn.cluster import BisectingKMeans, KMeans
+    from sklearn.feature_extraction import DictVectorizer, FeatureHasher, text
+    from sklearn.preprocessing import PolynomialFeatures
 
     maha = {"VI": np.linalg.inv(np.cov(DATA["iris"].T))}
     return {
@@ -202,6 +205,24 @@ def _models() -> dict[str, tuple[Callable[[], Any], str]]:
             lambda: _fit(lambda: KMeans(3, n_init=2, random_state=0), "iris"),
             "iris",
         ),
+        "bisecting_kmeans": (
+            lambda: _fit(lambda: BisectingKMeans(3, random_state=0), "iris"),
+            "iris",
+        ),
+        "bisecting_kmeans_sparse": (
+            lambda: BisectingKMeans(3, random_state=0).fit(_sparse_iris()),
+            "iris",
+        ),
+        "polynomial_interactions": (
+            lambda: _fit(lambda: PolynomialFeatures(3, interaction_only=True), "iris"),
+            "iris",
+        ),
+        "bagging": (
+            lambda: _fit(
+                lambda: en.BaggingClassifier(n_estimators=3, random_state=0), "iris", "y_iris"
+            ),
+            "iris",
+        ),
         "svc": (lambda: _fit(svm.SVC, "iris", "y_iris"), "iris"),
         "svc_sparse": (lambda: svm.SVC().fit(_sparse_iris(), DATA["y_iris"]), "iris"),
         "svc_precomputed": (
@@ -215,6 +236,10 @@ def _models() -> dict[str, tuple[Callable[[], Any], str]]:
         "hashing_vectorizer": (
             lambda: text.HashingVectorizer(n_features=64).fit(DATA["docs"]),
             "docs",
+        ),
+        "feature_hasher": (
+            lambda: FeatureHasher(32, input_type="string").fit(DATA["tokens"]),
+            "tokens",
         ),
         "nearest_neighbors_seuclidean": (
             lambda: _fit(
@@ -338,6 +363,8 @@ def _input_for(model: Any) -> np.ndarray[Any, Any]:
     """The fixed input a sample's methods are called on, chosen by what it was fit on."""
     if getattr(model, "_preprocessor", None) is not None:
         return DATA["cat"]
+    if getattr(model, "input_type", None) == "string":  # a FeatureHasher
+        return DATA["tokens"]
     if hasattr(model, "vocabulary_") or hasattr(model, "token_pattern"):
         return DATA["records" if hasattr(model, "feature_names_") else "docs"]
     if model.n_features_in_ == 5:
@@ -1189,6 +1216,178 @@ def _kmeans_cases() -> dict[str, Case]:
             kmeans,
             "needs n_features_in_",
         ),
+        # libgomp reads -1 threads as 2**64 - 1 and ends the process ("Out of memory").
+        "kmeans negative thread count": (
+            "kmeans",
+            lambda s: s.set(("state", "_n_threads"), -1),
+            kmeans,
+            "_n_threads = -1 is outside [1, 2147483647]",
+        ),
+    }
+
+
+def _bisecting_cases() -> dict[str, Case]:
+    bisecting = "sklearn.cluster._bisect_k_means.BisectingKMeans"
+    root = ("state", "_bisecting_tree", "state")
+    left, right = (*root, "left", "state"), (*root, "right", "state")
+    return {
+        "bisecting kmeans node center narrower than the input": (
+            "bisecting_kmeans_sparse",
+            lambda s: s.put((*left, "center"), np.zeros(1)),
+            bisecting,
+            "_bisecting_tree.left.center has shape (1,), not a point of n_features_in_ = 4",
+        ),
+        "bisecting kmeans leaf center wider than the input": (
+            "bisecting_kmeans",
+            lambda s: s.put((*right, "right", "state", "center"), np.zeros(40)),
+            bisecting,
+            "_bisecting_tree.right.right.center has shape (40,)",
+        ),
+        "bisecting kmeans node with one child": (
+            "bisecting_kmeans",
+            lambda s: (s.drop((*root, "right")), s.set((*root, "right"), None)),
+            bisecting,
+            "_bisecting_tree.right must be a _BisectingTree beside its sibling, not NoneType",
+        ),
+        "bisecting kmeans node reached twice": (
+            "bisecting_kmeans",
+            lambda s: _share_node(s, (*root, "right", "state", "left"), (*root, "left")),
+            bisecting,
+            "is a node the tree already holds",
+        ),
+        "bisecting kmeans data mean of another width": (
+            "bisecting_kmeans",
+            lambda s: s.put(("state", "_X_mean"), np.zeros(3)),
+            bisecting,
+            "_X_mean has shape (3,)",
+        ),
+        "bisecting kmeans center of integers": (
+            "bisecting_kmeans",
+            lambda s: s.put((*left, "center"), np.zeros(4, dtype=np.int64)),
+            bisecting,
+            "_bisecting_tree.left.center must be an array of floats",
+        ),
+    }
+
+
+def _share_node(s: Surgery, at: Path_, source: Path_) -> None:
+    """The node at ``source`` is also the node at ``at`` (a reference to it by id)."""
+    s.drop(at)
+    s.node(source)["id"] = 999_999
+    s.set(at, {"$": "ref", "id": 999_999})
+
+
+def _bagging_cases() -> dict[str, Case]:
+    bagging = "sklearn.ensemble._bagging.BaggingClassifier"
+    return {
+        "bagging class count far over its classes": (
+            "bagging",
+            lambda s: s.set(("state", "n_classes_"), 10**6),
+            bagging,
+            "n_classes_ = 1000000 but classes_ holds 3",
+        ),
+        "bagging class count under its classes": (
+            "bagging",
+            lambda s: s.set(("state", "n_classes_"), 2),
+            bagging,
+            "n_classes_ = 2 but classes_ holds 3",
+        ),
+        "bagging classes as a matrix": (
+            "bagging",
+            lambda s: s.put(("state", "classes_"), np.zeros((3, 2), dtype=np.int64)),
+            bagging,
+            "classes_ must be a 1-D array",
+        ),
+        "bagging class count not an integer": (
+            "bagging",
+            lambda s: s.set(("state", "n_classes_"), "3"),
+            bagging,
+            "n_classes_ must be an integer, not str",
+        ),
+    }
+
+
+def _hasher_cases() -> dict[str, Case]:
+    hasher = "sklearn.feature_extraction._hash.FeatureHasher"
+    hashing = "sklearn.feature_extraction.text.HashingVectorizer"
+    return {
+        # The compiled hasher takes each hash modulo n_features: SIGFPE.
+        "feature hasher of no columns": (
+            "feature_hasher",
+            lambda s: s.set(("state", "n_features"), 0),
+            hasher,
+            "n_features = 0 is outside [1, 2147483647]",
+        ),
+        "feature hasher of a negative width": (
+            "feature_hasher",
+            lambda s: s.set(("state", "n_features"), -8),
+            hasher,
+            "n_features = -8 is outside [1, 2147483647]",
+        ),
+        "feature hasher wider than int32": (
+            "feature_hasher",
+            lambda s: s.set(("state", "n_features"), 2**31),
+            hasher,
+            "n_features = 2147483648 is outside [1, 2147483647]",
+        ),
+        "feature hasher width not an integer": (
+            "feature_hasher",
+            lambda s: s.set(("state", "n_features"), 32.0),
+            hasher,
+            "n_features must be an integer, not float",
+        ),
+        "hashing vectorizer of no columns": (
+            "hashing_vectorizer",
+            lambda s: s.set(("state", "n_features"), 0),
+            hashing,
+            "n_features = 0 is outside [1, 2147483647]",
+        ),
+    }
+
+
+def _polynomial_cases() -> dict[str, Case]:
+    poly = "sklearn.preprocessing._polynomial.PolynomialFeatures"
+    return {
+        # transform loops over every degree, though none past the 4th adds a column.
+        "polynomial degree far past its features": (
+            "polynomial_interactions",
+            lambda s: (
+                s.set(("state", "degree"), 10**9),
+                s.set(("state", "_max_degree"), 10**9),
+            ),
+            poly,
+            "_max_degree = 1000000000 is outside [0, 1000]",
+        ),
+        "polynomial output width off by one": (
+            "polynomial_interactions",
+            lambda s: s.set(("state", "n_output_features_"), 14),
+            poly,
+            "n_output_features_ = 14 but degrees 0 to 3 of 4 features give over 14 columns",
+        ),
+        "polynomial full width not what the degrees give": (
+            "polynomial_interactions",
+            lambda s: s.set(("state", "_n_out_full"), 10**12),
+            poly,
+            "_n_out_full = 1000000000000 but degrees 0 to 3 of 4 features give 15 columns",
+        ),
+        "polynomial width of another input": (
+            "polynomial_interactions",
+            lambda s: s.set(("state", "n_features_in_"), 40),
+            poly,
+            "n_output_features_ = 15 but degrees 0 to 3 of 40 features give over 15 columns",
+        ),
+        "polynomial flag not a bool": (
+            "polynomial_interactions",
+            lambda s: s.set(("state", "interaction_only"), 1),
+            poly,
+            "interaction_only must be a bool, not int",
+        ),
+        "polynomial lowest degree over the highest": (
+            "polynomial_interactions",
+            lambda s: s.set(("state", "_min_degree"), 4),
+            poly,
+            "_max_degree = 3 is outside [4, 1000]",
+        ),
     }
 
 
@@ -1937,6 +2136,10 @@ CASES: dict[str, Case] = {
     **_predictor_rows_cases(),
     **_neighbors_cases(),
     **_kmeans_cases(),
+    **_bisecting_cases(),
+    **_bagging_cases(),
+    **_hasher_cases(),
+    **_polynomial_cases(),
     **_svm_cases(),
     **_vocabulary_cases(),
     **_token_pattern_cases(),
@@ -2104,6 +2307,9 @@ UNSAFE = (
     "kd tree index out of range",
     "precomputed svm support index out of range",
     "vocabulary column past the matrix",
+    "feature hasher of no columns",  # SIGFPE
+    "kmeans negative thread count",  # libgomp ends the process
+    "polynomial degree far past its features",  # transform never returns
 )
 
 
@@ -2125,6 +2331,61 @@ def test_without_validation_these_files_crash(tmp_path: Path) -> None:
     results = run_cases(runs, tmp_path, timeout=30, prelude=off)
     survived = {name: got for name, got in results.items() if "crashed" not in got}
     assert len(survived) <= 1, survived
+
+
+_BISECTING_ATTACK = """
+import sys
+import numpy as np, scipy.sparse as sp
+import modelsafe
+n = 2**27
+rows, cols = np.repeat(np.arange(20), 2), np.tile([n - 2, n - 1], 20)
+x = sp.csr_matrix((np.ones(40), (rows, cols)), shape=(20, n))
+try:
+    model = modelsafe.load(sys.argv[1])
+except modelsafe.FormatError as exc:
+    print("refused:", exc)
+    sys.exit(0)
+model.predict(x)
+print("predicted")
+"""
+
+
+@pytest.mark.slow
+def test_without_validation_a_bisecting_tree_reads_past_its_centers(tmp_path: Path) -> None:
+    """A BisectingKMeans whose node centers hold one value, predicting sparse input of
+    2**27 columns: the compiled Lloyd step reads each center at the input's column
+    indices, a gigabyte past its end. Refused with validation; a crash without."""
+    import scipy.sparse
+    from sklearn.cluster import BisectingKMeans
+
+    model = BisectingKMeans(3, random_state=0).fit(scipy.sparse.csr_matrix(DATA["iris"]))
+    model.n_features_in_ = 2**27
+    nodes = [model._bisecting_tree]
+    while nodes:
+        node = nodes.pop()
+        node.center = np.zeros(1)
+        nodes.extend(n for n in (node.left, node.right) if n is not None)
+    path = tmp_path / "bisect.msafe"
+    modelsafe.save(model, path)
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    off = (
+        "import modelsafe._graph.decode as d\n"
+        "d.validator_for = lambda name: None\n"
+        "d.validator_of = lambda cls: None\n"
+    )
+    checked, unchecked = (
+        subprocess.run(
+            [sys.executable, "-c", prelude + _BISECTING_ATTACK, str(path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        for prelude in ("", off)
+    )
+    assert checked.returncode == 0 and "refused: " in checked.stdout, checked
+    assert "invalid sklearn.cluster._bisect_k_means.BisectingKMeans" in checked.stdout
+    assert unchecked.returncode < 0, unchecked  # killed by a signal
 
 
 # -- the same files, the validated class a user's subclass of it ---------------------------------

@@ -86,6 +86,7 @@ def _validators() -> dict[str, Validator]:
             args=_neighbors.new_metric_args, state=_neighbors.new_state
         ),
         _estimators.ISOLATION_FOREST: Validator(state=_estimators.isolation_forest_state),
+        _estimators.BAGGING_CLASSIFIER: Validator(state=_estimators.bagging_state),
     }
     # The classes themselves, for a file that makes them with ``obj`` (``__new__``), which
     # a caller can allow by trusting the name.
@@ -107,15 +108,16 @@ def _validators() -> dict[str, Validator]:
         out[name] = Validator(state=_estimators.gradient_boosting_state)
     for name in _estimators.KMEANS:
         out[name] = Validator(state=_estimators.kmeans_state)
+    out[_estimators.BISECTING_KMEANS] = Validator(state=_estimators.bisecting_kmeans_state)
     for name in _estimators.NEIGHBORS:
         out[name] = Validator(state=_estimators.neighbors_state)
     for name in _estimators.VECTORIZERS:
         out[name] = Validator(state=_estimators.vocabulary_state)
     for name in _estimators.TEXT_VECTORIZERS:
-        text = name != "sklearn.feature_extraction.text.HashingVectorizer"
-        out[name] = Validator(
-            state=_estimators.text_vectorizer_state if text else _estimators.token_pattern_state
-        )
+        out[name] = Validator(state=_estimators.text_vectorizer_state)
+    out[_estimators.HASHING_VECTORIZER] = Validator(state=_estimators.hashing_vectorizer_state)
+    out[_estimators.FEATURE_HASHER] = Validator(state=_estimators.hasher_state)
+    out[_estimators.POLYNOMIAL_FEATURES] = Validator(state=_estimators.polynomial_state)
     for name in _estimators.SVMS:
         out[name] = Validator(state=_estimators.svm_state, private=_estimators.private_svm)
     out.update(_losses.validators())

@@ -12,6 +12,7 @@ built state, before it is applied.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -40,10 +41,12 @@ FORESTS = tuple(
     )
 )
 ISOLATION_FOREST = "sklearn.ensemble._iforest.IsolationForest"
+BAGGING_CLASSIFIER = "sklearn.ensemble._bagging.BaggingClassifier"
 GRADIENT_BOOSTING = tuple(
     f"sklearn.ensemble._gb.{n}" for n in ("GradientBoostingClassifier", "GradientBoostingRegressor")
 )
 KMEANS = ("sklearn.cluster._kmeans.KMeans", "sklearn.cluster._kmeans.MiniBatchKMeans")
+BISECTING_KMEANS = "sklearn.cluster._bisect_k_means.BisectingKMeans"
 NEIGHBORS = (
     "sklearn.neighbors._unsupervised.NearestNeighbors",
     "sklearn.neighbors._classification.KNeighborsClassifier",
@@ -61,11 +64,14 @@ VECTORIZERS = (
     "sklearn.feature_extraction.text.TfidfVectorizer",
     "sklearn.feature_extraction._dict_vectorizer.DictVectorizer",
 )
-# Vectorizers that hand their token_pattern to ``re`` on every transform.
+# Vectorizers that hand their token_pattern to ``re`` on every transform (and the
+# HashingVectorizer, which also hashes into n_features columns).
 TEXT_VECTORIZERS = tuple(
-    f"sklearn.feature_extraction.text.{n}"
-    for n in ("CountVectorizer", "TfidfVectorizer", "HashingVectorizer")
+    f"sklearn.feature_extraction.text.{n}" for n in ("CountVectorizer", "TfidfVectorizer")
 )
+FEATURE_HASHER = "sklearn.feature_extraction._hash.FeatureHasher"
+HASHING_VECTORIZER = "sklearn.feature_extraction.text.HashingVectorizer"
+POLYNOMIAL_FEATURES = "sklearn.preprocessing._polynomial.PolynomialFeatures"
 _SVM_CLASSIFIERS = ("c_svc", "nu_svc")  # sklearn.svm._base.LIBSVM_IMPL, in its order
 _SVM_OTHERS = ("one_class", "epsilon_svr", "nu_svr")
 
@@ -135,6 +141,19 @@ def isolation_forest_state(obj: Any, state: Any) -> None:
         if len(cols) != width:
             raise ValueError(f"estimators_features_[{i}] has {len(cols)} columns, not {width}")
         _same_width(f"estimators_[{i}].tree_", _tree_of(f"estimators_[{i}]", est), width)
+
+
+def bagging_state(obj: Any, state: Any) -> None:
+    """``predict_proba`` allocates ``n_classes_`` columns a sample: a count its own
+    ``classes_`` do not make (10**6 for three classes: 1.2 GB and 14 s for 150 rows)."""
+    if not (_fitted(state, "classes_") and "n_classes_" in state):
+        return
+    classes = state["classes_"]
+    if type(classes) is not np.ndarray or classes.ndim != 1:
+        raise TypeError("classes_ must be a 1-D array")
+    count = integer("n_classes_", state["n_classes_"], 0)
+    if count != len(classes):
+        raise ValueError(f"n_classes_ = {count} but classes_ holds {len(classes)}")
 
 
 def gradient_boosting_state(obj: Any, state: Any) -> None:
@@ -212,9 +231,12 @@ def neighbors_state(obj: Any, state: Any) -> None:
 
 def kmeans_state(obj: Any, state: Any) -> None:
     """``predict`` checks the input against ``n_features_in_``, then the compiled Lloyd
-    step reads ``n_features_in_`` values from every row of ``cluster_centers_``."""
+    step reads ``n_features_in_`` values from every row of ``cluster_centers_``, in
+    ``_n_threads`` OpenMP threads (a negative count ends the process in libgomp)."""
     if not _fitted(state, "cluster_centers_"):
         return
+    if "_n_threads" in state:
+        integer("_n_threads", state["_n_threads"], 1, 2**31 - 1)
     centers = state["cluster_centers_"]
     if type(centers) is not np.ndarray or centers.ndim != 2 or not len(centers):
         raise TypeError("cluster_centers_ must be a 2-D array with a row per cluster")
@@ -223,6 +245,102 @@ def kmeans_state(obj: Any, state: Any) -> None:
         raise ValueError(
             f"cluster_centers_ has {centers.shape[1]} columns but n_features_in_ = {n_features}"
         )
+
+
+def bisecting_kmeans_state(obj: Any, state: Any) -> None:
+    """``predict`` walks ``_bisecting_tree`` and hands the compiled Lloyd step the
+    centers of each node's two children, read with the width of the input: a center of
+    fewer values makes it read past the array (sparse input: a segmentation fault). A
+    node reached twice would be walked once per path (a hang)."""
+    kmeans_state(obj, state)
+    if not _fitted(state, "_bisecting_tree"):
+        return
+    n_features = _n_features(state)
+    if "_X_mean" in state:
+        _center("_X_mean", state["_X_mean"], n_features)
+    root = state["_bisecting_tree"]
+    kind = type(root)
+    if kind.__name__ != "_BisectingTree":
+        raise TypeError(f"_bisecting_tree must be a _BisectingTree, not {kind.__name__}")
+    seen: set[int] = set()
+    todo = [("_bisecting_tree", root)]
+    while todo:
+        where, node = todo.pop()
+        if id(node) in seen:
+            raise ValueError(f"{where} is a node the tree already holds")
+        seen.add(id(node))
+        members = getattr(node, "__dict__", {})
+        _center(f"{where}.center", members.get("center"), n_features)
+        left, right = members.get("left"), members.get("right")
+        if left is None and right is None:
+            continue
+        for side, child in (("left", left), ("right", right)):
+            if type(child) is not kind:
+                raise TypeError(
+                    f"{where}.{side} must be a _BisectingTree beside its sibling, "
+                    f"not {type(child).__name__}"
+                )
+            todo.append((f"{where}.{side}", child))
+
+
+def _center(where: str, x: Any, n_features: int) -> None:
+    """A point: ``n_features`` floats, as a row (``X.mean(axis=0)`` of sparse X is a
+    1 x n matrix)."""
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        raise TypeError(f"{where} must be an array of floats, not {type(x).__name__}")
+    if not (x.ndim == 1 or (x.ndim == 2 and x.shape[0] == 1)) or x.size != n_features:
+        raise ValueError(
+            f"{where} has shape {x.shape}, not a point of n_features_in_ = {n_features} values"
+        )
+
+
+# -- polynomial features ----------------------------------------------------------------------
+
+# PolynomialFeatures' transform loops over every degree up to _max_degree, even past the
+# last that adds a column (interaction_only: none past n_features_in_): a 700-byte file
+# fitted with degree=10**9 made transform of five rows run for hours. Degrees in use are
+# single figures; this bound costs a loop of a thousand steps.
+MAX_DEGREE = 1000
+
+
+def polynomial_state(obj: Any, state: Any) -> None:
+    """``transform`` writes ``_n_out_full`` columns, which fit computes from the degrees,
+    the width and the flags, and loops over every degree up to ``_max_degree``: both must
+    be what fit computes, and the degree at most :data:`MAX_DEGREE`."""
+    if not _fitted(state, "n_output_features_"):
+        return
+    n = _n_features(state)
+    low = integer("_min_degree", state.get("_min_degree"), 0, MAX_DEGREE)
+    high = integer("_max_degree", state.get("_max_degree"), low, MAX_DEGREE)
+    flags = []
+    for name in ("interaction_only", "include_bias"):
+        if not isinstance(state.get(name), bool | np.bool_):
+            raise TypeError(f"{name} must be a bool, not {type(state.get(name)).__name__}")
+        flags.append(bool(state[name]))
+    interaction, bias = flags
+    for name, start in (("n_output_features_", low), ("_n_out_full", 0)):
+        declared = integer(name, state.get(name), 0)
+        terms = _polynomial_terms(n, start, high, interaction=interaction, bias=bias, stop=declared)
+        if terms != declared:
+            shown = f"over {declared}" if terms > declared else str(terms)
+            raise ValueError(
+                f"{name} = {declared} but degrees {start} to {high} of {n} features "
+                f"give {shown} columns"
+            )
+
+
+def _polynomial_terms(
+    n: int, low: int, high: int, *, interaction: bool, bias: bool, stop: int
+) -> int:
+    """The columns PolynomialFeatures makes of ``n`` features with degrees ``low`` to
+    ``high`` (scikit-learn's ``_num_combinations``), counted degree by degree and given up
+    once over ``stop`` (the count can be a number of millions of digits)."""
+    total = 1 if bias else 0
+    for degree in range(max(1, low), (min(high, n) if interaction else high) + 1):
+        total += math.comb(n, degree) if interaction else math.comb(n + degree - 1, degree)
+        if total > stop:
+            break
+    return total
 
 
 def _sequence(name: str, x: Any) -> list[Any]:
@@ -324,6 +442,19 @@ def token_pattern_state(obj: Any, state: Any) -> None:
     can take exponential time (:mod:`._patterns`) would never end on an ordinary document."""
     if type(state) is dict and "token_pattern" in state:
         check_pattern("token_pattern", state["token_pattern"])
+
+
+def hasher_state(obj: Any, state: Any) -> None:
+    """``transform`` reduces every hash modulo ``n_features`` in compiled code: 0 divides by
+    zero (SIGFPE). scikit-learn allows 1 to 2**31 - 1."""
+    if type(state) is dict and "n_features" in state:
+        integer("n_features", state["n_features"], 1, 2**31 - 1)
+
+
+def hashing_vectorizer_state(obj: Any, state: Any) -> None:
+    """A HashingVectorizer's pattern and its hasher's width."""
+    token_pattern_state(obj, state)
+    hasher_state(obj, state)
 
 
 def text_vectorizer_state(obj: Any, state: Any) -> None:
