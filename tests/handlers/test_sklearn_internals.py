@@ -64,6 +64,7 @@ def _data() -> dict[str, np.ndarray[Any, Any]]:
         "iris_gram": x_iris @ x_iris.T,  # a precomputed linear kernel
         "docs": np.array(docs),
         "tokens": np.array([d.split() for d in docs]),  # a FeatureHasher's strings
+        "codes": np.c_[x_cat[:, 0], x_cat[:, 0] % 3],  # categories 0-5 and 0-2
         "records": np.array([{f"f{j}": float(j)} for j in rng.integers(0, 9, 60)]),
     }
 
@@ -93,9 +94,9 @@ def _models() -> dict[str, tuple[Callable[[], Any], str]]:
     from sklearn import ensemble as en
     from sklearn import neighbors as nb
     from sklearn import svm, tree
-    from sklearn.cluster import BisectingKMeans, KMeans
+    from sklearn.cluster import Birch, BisectingKMeans, KMeans
     from sklearn.feature_extraction import DictVectorizer, FeatureHasher, text
-    from sklearn.preprocessing import PolynomialFeatures
+    from sklearn.preprocessing import OneHotEncoder, PolynomialFeatures
 
     maha = {"VI": np.linalg.inv(np.cov(DATA["iris"].T))}
     return {
@@ -212,6 +213,11 @@ def _models() -> dict[str, tuple[Callable[[], Any], str]]:
         "bisecting_kmeans_sparse": (
             lambda: BisectingKMeans(3, random_state=0).fit(_sparse_iris()),
             "iris",
+        ),
+        "birch": (lambda: _fit(lambda: Birch(n_clusters=3), "iris"), "iris"),
+        "one_hot": (  # categories 1-3 of the first feature are grouped as infrequent
+            lambda: _fit(lambda: OneHotEncoder(max_categories=4, drop="first"), "codes"),
+            "codes",
         ),
         "polynomial_interactions": (
             lambda: _fit(lambda: PolynomialFeatures(3, interaction_only=True), "iris"),
@@ -363,6 +369,8 @@ def _input_for(model: Any) -> np.ndarray[Any, Any]:
     """The fixed input a sample's methods are called on, chosen by what it was fit on."""
     if getattr(model, "_preprocessor", None) is not None:
         return DATA["cat"]
+    if hasattr(model, "categories_"):  # a OneHotEncoder
+        return DATA["codes"]
     if getattr(model, "input_type", None) == "string":  # a FeatureHasher
         return DATA["tokens"]
     if hasattr(model, "vocabulary_") or hasattr(model, "token_pattern"):
@@ -1270,6 +1278,90 @@ def _bisecting_cases() -> dict[str, Case]:
     }
 
 
+def _birch_cases() -> dict[str, Case]:
+    birch = "sklearn.cluster._birch.Birch"
+    norms, centers = ("state", "_subcluster_norms"), ("state", "subcluster_centers_")
+    return {
+        # The compiled nearest-center search reads one norm a center, past a shorter array.
+        "birch fewer norms than centers": (
+            "birch",
+            lambda s: s.put(norms, s.array(norms)[:1].copy()),
+            birch,
+            "_subcluster_norms has 1 values for",
+        ),
+        "birch norms as a column": (
+            "birch",
+            lambda s: s.put(norms, s.array(norms)[:, None].copy()),
+            birch,
+            "_subcluster_norms must have 1 dimension(s)",
+        ),
+        "birch centers narrower than the input": (
+            "birch",
+            lambda s: s.put(centers, s.array(centers)[:, :2].copy()),
+            birch,
+            "subcluster_centers_ has 2 columns but n_features_in_ = 4",
+        ),
+        "birch centers as a vector": (
+            "birch",
+            lambda s: s.put(centers, s.array(centers)[:, 0].copy()),
+            birch,
+            "subcluster_centers_ must be a 2-D array",
+        ),
+    }
+
+
+def _one_hot_cases() -> dict[str, Case]:
+    encoder = "sklearn.preprocessing._encoders.OneHotEncoder"
+    state = ("state",)
+    mapping = (*state, "_default_to_infrequent_mappings", 0)
+    return {
+        # Fewer columns than codes: the sparse output's indices pass its width (SIGSEGV
+        # when densified).
+        "one-hot widths under its categories": (
+            "one_hot",
+            lambda s: s.set((*state, "_n_features_outs"), [1, 1]),
+            encoder,
+            "_n_features_outs[0] = 1 but its categories give 3 columns",
+        ),
+        "one-hot infrequent group past the columns": (
+            "one_hot",
+            lambda s: s.edit(mapping, _set_item(1, 40)),
+            encoder,
+            "_default_to_infrequent_mappings[0] holds codes outside [0, 4)",
+        ),
+        "one-hot infrequent category past the categories": (
+            "one_hot",
+            lambda s: s.edit((*state, "_infrequent_indices", 0), _set_item(0, 9)),
+            encoder,
+            "_infrequent_indices[0] holds codes outside [0, 6)",
+        ),
+        "one-hot categories not sorted": (
+            "one_hot",
+            lambda s: s.edit(
+                (*state, "categories_", 1), lambda a: a.__setitem__(slice(None), a[::-1].copy())
+            ),
+            encoder,
+            "categories_[1] is not sorted",
+        ),
+        "one-hot categories of another count": (
+            "one_hot",
+            lambda s: s.put((*state, "categories_", 1), np.arange(5.0)),
+            encoder,
+            "_n_features_outs[1] = 2 but its categories give 4 columns",
+        ),
+        "one-hot widths of another input": (
+            "one_hot",
+            lambda s: s.set((*state, "_n_features_outs"), [3, 2, 7]),
+            encoder,
+            "_n_features_outs has 3 entries but n_features_in_ = 2",
+        ),
+    }
+
+
+def _set_item(index: int, value: Any) -> Callable[[np.ndarray[Any, Any]], None]:
+    return lambda a: a.__setitem__(index, value)
+
+
 def _share_node(s: Surgery, at: Path_, source: Path_) -> None:
     """The node at ``source`` is also the node at ``at`` (a reference to it by id)."""
     s.drop(at)
@@ -2138,6 +2230,8 @@ CASES: dict[str, Case] = {
     **_kmeans_cases(),
     **_bisecting_cases(),
     **_bagging_cases(),
+    **_birch_cases(),
+    **_one_hot_cases(),
     **_hasher_cases(),
     **_polynomial_cases(),
     **_svm_cases(),
@@ -2333,21 +2427,34 @@ def test_without_validation_these_files_crash(tmp_path: Path) -> None:
     assert len(survived) <= 1, survived
 
 
-_BISECTING_ATTACK = """
-import sys
-import numpy as np, scipy.sparse as sp
-import modelsafe
-n = 2**27
-rows, cols = np.repeat(np.arange(20), 2), np.tile([n - 2, n - 1], 20)
-x = sp.csr_matrix((np.ones(40), (rows, cols)), shape=(20, n))
-try:
-    model = modelsafe.load(sys.argv[1])
-except modelsafe.FormatError as exc:
-    print("refused:", exc)
-    sys.exit(0)
-model.predict(x)
-print("predicted")
-"""
+def _attack(path: Path, body: str) -> tuple[Any, Any]:
+    """Run ``body`` (which loads ``sys.argv[1]`` as ``model``, or prints "refused: ..."
+    and exits 0) in two children: with validation, and with the validators switched off."""
+    script = (
+        "import sys\nimport numpy as np\nimport modelsafe\n"
+        "try:\n"
+        "    model = modelsafe.load(sys.argv[1])\n"
+        "except modelsafe.FormatError as exc:\n"
+        "    print('refused:', exc)\n"
+        "    sys.exit(0)\n" + body
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    off = (
+        "import modelsafe._graph.decode as d\n"
+        "d.validator_for = lambda name: None\n"
+        "d.validator_of = lambda cls: None\n"
+    )
+    checked, unchecked = (
+        subprocess.run(
+            [sys.executable, "-c", prelude + script, str(path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        for prelude in ("", off)
+    )
+    return checked, unchecked
 
 
 @pytest.mark.slow
@@ -2367,24 +2474,38 @@ def test_without_validation_a_bisecting_tree_reads_past_its_centers(tmp_path: Pa
         nodes.extend(n for n in (node.left, node.right) if n is not None)
     path = tmp_path / "bisect.msafe"
     modelsafe.save(model, path)
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    off = (
-        "import modelsafe._graph.decode as d\n"
-        "d.validator_for = lambda name: None\n"
-        "d.validator_of = lambda cls: None\n"
-    )
-    checked, unchecked = (
-        subprocess.run(
-            [sys.executable, "-c", prelude + _BISECTING_ATTACK, str(path)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        for prelude in ("", off)
+    checked, unchecked = _attack(
+        path,
+        "import scipy.sparse as sp\n"
+        "n = 2**27\n"
+        "rows, cols = np.repeat(np.arange(20), 2), np.tile([n - 2, n - 1], 20)\n"
+        "x = sp.csr_matrix((np.ones(40), (rows, cols)), shape=(20, n))\n"
+        "model.predict(x)\n",
     )
     assert checked.returncode == 0 and "refused: " in checked.stdout, checked
     assert "invalid sklearn.cluster._bisect_k_means.BisectingKMeans" in checked.stdout
+    assert unchecked.returncode < 0, unchecked  # killed by a signal
+
+
+@pytest.mark.slow
+def test_without_validation_one_hot_columns_pass_the_output(tmp_path: Path) -> None:
+    """A OneHotEncoder of two features with ~4,900 categories each whose
+    ``_n_features_outs`` says one column each: ``transform`` builds a 2-column sparse
+    matrix with column indices up to ~9,800, and densifying it writes past the array.
+    Refused with validation; a crash without."""
+    from sklearn.preprocessing import OneHotEncoder
+
+    x = np.random.default_rng(0).integers(0, 5000, size=(20000, 2))
+    model = OneHotEncoder().fit(x)
+    model._n_features_outs = [1, 1]
+    path = tmp_path / "one_hot.msafe"
+    modelsafe.save(model, path)
+    np.save(tmp_path / "x.npy", x)
+    checked, unchecked = _attack(
+        path, f"model.transform(np.load({str(tmp_path / 'x.npy')!r})).toarray()\n"
+    )
+    assert checked.returncode == 0 and "refused: " in checked.stdout, checked
+    assert "_n_features_outs[0] = 1 but its categories give 4925 columns" in checked.stdout
     assert unchecked.returncode < 0, unchecked  # killed by a signal
 
 

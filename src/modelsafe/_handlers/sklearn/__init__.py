@@ -109,6 +109,7 @@ def _validators() -> dict[str, Validator]:
     for name in _estimators.KMEANS:
         out[name] = Validator(state=_estimators.kmeans_state)
     out[_estimators.BISECTING_KMEANS] = Validator(state=_estimators.bisecting_kmeans_state)
+    out[_estimators.BIRCH] = Validator(state=_estimators.birch_state)
     for name in _estimators.NEIGHBORS:
         out[name] = Validator(state=_estimators.neighbors_state)
     for name in _estimators.VECTORIZERS:
@@ -118,6 +119,7 @@ def _validators() -> dict[str, Validator]:
     out[_estimators.HASHING_VECTORIZER] = Validator(state=_estimators.hashing_vectorizer_state)
     out[_estimators.FEATURE_HASHER] = Validator(state=_estimators.hasher_state)
     out[_estimators.POLYNOMIAL_FEATURES] = Validator(state=_estimators.polynomial_state)
+    out[_estimators.ONE_HOT_ENCODER] = Validator(state=_estimators.one_hot_state)
     for name in _estimators.SVMS:
         out[name] = Validator(state=_estimators.svm_state, private=_estimators.private_svm)
     out.update(_losses.validators())

@@ -47,6 +47,7 @@ GRADIENT_BOOSTING = tuple(
 )
 KMEANS = ("sklearn.cluster._kmeans.KMeans", "sklearn.cluster._kmeans.MiniBatchKMeans")
 BISECTING_KMEANS = "sklearn.cluster._bisect_k_means.BisectingKMeans"
+BIRCH = "sklearn.cluster._birch.Birch"
 NEIGHBORS = (
     "sklearn.neighbors._unsupervised.NearestNeighbors",
     "sklearn.neighbors._classification.KNeighborsClassifier",
@@ -72,6 +73,7 @@ TEXT_VECTORIZERS = tuple(
 FEATURE_HASHER = "sklearn.feature_extraction._hash.FeatureHasher"
 HASHING_VECTORIZER = "sklearn.feature_extraction.text.HashingVectorizer"
 POLYNOMIAL_FEATURES = "sklearn.preprocessing._polynomial.PolynomialFeatures"
+ONE_HOT_ENCODER = "sklearn.preprocessing._encoders.OneHotEncoder"
 _SVM_CLASSIFIERS = ("c_svc", "nu_svc")  # sklearn.svm._base.LIBSVM_IMPL, in its order
 _SVM_OTHERS = ("one_class", "epsilon_svr", "nu_svr")
 
@@ -283,6 +285,28 @@ def bisecting_kmeans_state(obj: Any, state: Any) -> None:
             todo.append((f"{where}.{side}", child))
 
 
+def birch_state(obj: Any, state: Any) -> None:
+    """``predict`` hands the compiled nearest-center search ``_subcluster_norms`` as the
+    squared norms of ``subcluster_centers_``, read one a center: a shorter array is read
+    past its end (measured: 1 norm for 1,131 centers changed the predictions, no error)."""
+    if not _fitted(state, "subcluster_centers_"):
+        return
+    centers = state["subcluster_centers_"]
+    if type(centers) is not np.ndarray or centers.ndim != 2:
+        raise TypeError("subcluster_centers_ must be a 2-D array")
+    n_features = _n_features(state)
+    if centers.shape[1] != n_features:
+        raise ValueError(
+            f"subcluster_centers_ has {centers.shape[1]} columns but n_features_in_ = {n_features}"
+        )
+    if "_subcluster_norms" in state:
+        norms = array("_subcluster_norms", state["_subcluster_norms"], kind="iuf", ndim=1)
+        if len(norms) != len(centers):
+            raise ValueError(
+                f"_subcluster_norms has {len(norms)} values for {len(centers)} subcluster_centers_"
+            )
+
+
 def _center(where: str, x: Any, n_features: int) -> None:
     """A point: ``n_features`` floats, as a row (``X.mean(axis=0)`` of sparse X is a
     1 x n matrix)."""
@@ -292,6 +316,92 @@ def _center(where: str, x: Any, n_features: int) -> None:
         raise ValueError(
             f"{where} has shape {x.shape}, not a point of n_features_in_ = {n_features} values"
         )
+
+
+# -- one-hot encoding ---------------------------------------------------------------------------
+
+
+def one_hot_state(obj: Any, state: Any) -> None:
+    """``transform`` builds a sparse matrix of ``sum(_n_features_outs)`` columns whose
+    column indices are each feature's category code (its place in ``categories_``),
+    grouped by ``_default_to_infrequent_mappings`` and shifted past the dropped category,
+    plus the feature's offset; scipy does not look at them, and densifying the matrix
+    writes past its end. So every code a feature can give must be below its
+    ``_n_features_outs`` entry, which must be what fit computes."""
+    if not _fitted(state, "_n_features_outs"):
+        return
+    n = _n_features(state)
+    categories = _sequence("categories_", state.get("categories_"))
+    outs = _sequence("_n_features_outs", state["_n_features_outs"])
+    enabled = state.get("_infrequent_enabled", False)
+    if not isinstance(enabled, bool | np.bool_):
+        raise TypeError(f"_infrequent_enabled must be a bool, not {type(enabled).__name__}")
+    none = [None] * n
+    infrequent = (
+        _sequence("_infrequent_indices", state.get("_infrequent_indices")) if enabled else none
+    )
+    mappings = (
+        _sequence("_default_to_infrequent_mappings", state.get("_default_to_infrequent_mappings"))
+        if enabled
+        else none
+    )
+    drops = state.get("_drop_idx_after_grouping")
+    drops = (
+        none
+        if drops is None
+        else list(array("_drop_idx_after_grouping", drops, kind="iuO", ndim=1))
+    )
+    for name, seq in (
+        ("categories_", categories),
+        ("_n_features_outs", outs),
+        ("_infrequent_indices", infrequent),
+        ("_default_to_infrequent_mappings", mappings),
+        ("_drop_idx_after_grouping", drops),
+    ):
+        if len(seq) != n:
+            raise ValueError(f"{name} has {len(seq)} entries but n_features_in_ = {n}")
+    for i in range(n):
+        codes = _category_count(f"categories_[{i}]", categories[i])
+        if (infrequent[i] is None) != (mappings[i] is None):
+            raise ValueError(
+                f"_infrequent_indices[{i}] and _default_to_infrequent_mappings[{i}] "
+                "must both be None or neither"
+            )
+        if infrequent[i] is not None:  # the infrequent categories become one code
+            rare = array(f"_infrequent_indices[{i}]", infrequent[i], kind="iu", ndim=1)
+            _codes_below(f"_infrequent_indices[{i}]", rare, codes)
+            if not 1 <= len(rare) <= codes:
+                raise ValueError(f"_infrequent_indices[{i}] has {len(rare)} of {codes} categories")
+            codes -= len(rare) - 1
+            mapping = array(f"_default_to_infrequent_mappings[{i}]", mappings[i], kind="iu", ndim=1)
+            _codes_below(f"_default_to_infrequent_mappings[{i}]", mapping, codes)
+        if drops[i] is not None:  # the dropped code is masked, the ones after it shift down
+            integer(f"_drop_idx_after_grouping[{i}]", drops[i], 0, codes - 1)
+            codes -= 1
+        width = integer(f"_n_features_outs[{i}]", outs[i], 0)
+        if width != codes:
+            raise ValueError(
+                f"_n_features_outs[{i}] = {width} but its categories give {codes} columns"
+            )
+
+
+def _category_count(where: str, categories: Any) -> int:
+    """How many codes ``categories`` gives. Numbers, dates and bools are coded by a sorted
+    search (which gives codes past an unsorted array's end), so they must be sorted, a NaN
+    or NaT last; strings and objects are coded by a dict."""
+    c = array(where, categories, kind="biufmMOUS", ndim=1)
+    if c.dtype.kind not in "OUS" and len(c) > 1:
+        kind = c.dtype.kind
+        missing_last = (kind == "f" and np.isnan(c[-1])) or (kind in "mM" and np.isnat(c[-1]))
+        body = c[:-1] if missing_last else c
+        if not np.all(body[:-1] < body[1:]):
+            raise ValueError(f"{where} is not sorted (a NaN or NaT last), as fit leaves it")
+    return len(c)
+
+
+def _codes_below(where: str, codes: Any, bound: int) -> None:
+    if len(codes) and (int(codes.min()) < 0 or int(codes.max()) >= bound):
+        raise ValueError(f"{where} holds codes outside [0, {bound})")
 
 
 # -- polynomial features ----------------------------------------------------------------------
