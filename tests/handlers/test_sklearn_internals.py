@@ -95,6 +95,7 @@ def _models() -> dict[str, tuple[Callable[[], Any], str]]:
     from sklearn import neighbors as nb
     from sklearn import svm, tree
     from sklearn.cluster import Birch, BisectingKMeans, KMeans
+    from sklearn.decomposition import NMF, LatentDirichletAllocation, MiniBatchNMF
     from sklearn.feature_extraction import DictVectorizer, FeatureHasher, text
     from sklearn.preprocessing import OneHotEncoder, PolynomialFeatures
 
@@ -215,6 +216,15 @@ def _models() -> dict[str, tuple[Callable[[], Any], str]]:
             "iris",
         ),
         "birch": (lambda: _fit(lambda: Birch(n_clusters=3), "iris"), "iris"),
+        "nmf": (lambda: _fit(lambda: NMF(2, max_iter=50, random_state=0), "iris"), "iris"),
+        "minibatch_nmf": (
+            lambda: _fit(lambda: MiniBatchNMF(2, max_iter=5, random_state=0), "iris"),
+            "iris",
+        ),
+        "lda": (
+            lambda: _fit(lambda: LatentDirichletAllocation(2, max_iter=5, random_state=0), "iris"),
+            "iris",
+        ),
         "one_hot": (  # categories 1-3 of the first feature are grouped as infrequent
             lambda: _fit(lambda: OneHotEncoder(max_categories=4, drop="first"), "codes"),
             "codes",
@@ -1362,6 +1372,41 @@ def _set_item(index: int, value: Any) -> Callable[[np.ndarray[Any, Any]], None]:
     return lambda a: a.__setitem__(index, value)
 
 
+def _iteration_cases() -> dict[str, Case]:
+    nmf = "sklearn.decomposition._nmf.NMF"
+    lda = "sklearn.decomposition._lda.LatentDirichletAllocation"
+    return {
+        # A tolerance of 0 is never undercut: transform updates each document 2**40 times.
+        "lda document updates past the bound": (
+            "lda",
+            lambda s: (
+                s.set(("state", "max_doc_update_iter"), 2**40),
+                s.set(("state", "mean_change_tol"), 0.0),
+            ),
+            lda,
+            "max_doc_update_iter = 1099511627776 is outside [0, 1000000]",
+        ),
+        "nmf iteration count past the bound": (
+            "nmf",
+            lambda s: (s.set(("state", "max_iter"), 2**62), s.set(("state", "tol"), 0.0)),
+            nmf,
+            "max_iter = 4611686018427387904 is outside [0, 1000000]",
+        ),
+        "minibatch nmf transform iterations past the bound": (
+            "minibatch_nmf",
+            lambda s: s.set(("state", "_transform_max_iter"), 10**7),
+            "sklearn.decomposition._nmf.MiniBatchNMF",
+            "_transform_max_iter = 10000000 is outside [0, 1000000]",
+        ),
+        "nmf iteration count not an integer": (
+            "nmf",
+            lambda s: s.set(("state", "max_iter"), 1.5),
+            nmf,
+            "max_iter must be an integer, not float",
+        ),
+    }
+
+
 def _share_node(s: Surgery, at: Path_, source: Path_) -> None:
     """The node at ``source`` is also the node at ``at`` (a reference to it by id)."""
     s.drop(at)
@@ -2232,6 +2277,7 @@ CASES: dict[str, Case] = {
     **_bagging_cases(),
     **_birch_cases(),
     **_one_hot_cases(),
+    **_iteration_cases(),
     **_hasher_cases(),
     **_polynomial_cases(),
     **_svm_cases(),
@@ -2404,6 +2450,7 @@ UNSAFE = (
     "feature hasher of no columns",  # SIGFPE
     "kmeans negative thread count",  # libgomp ends the process
     "polynomial degree far past its features",  # transform never returns
+    "lda document updates past the bound",  # transform never returns
 )
 
 

@@ -120,6 +120,8 @@ def _validators() -> dict[str, Validator]:
     out[_estimators.FEATURE_HASHER] = Validator(state=_estimators.hasher_state)
     out[_estimators.POLYNOMIAL_FEATURES] = Validator(state=_estimators.polynomial_state)
     out[_estimators.ONE_HOT_ENCODER] = Validator(state=_estimators.one_hot_state)
+    for name in _estimators.ITERATIVE:
+        out[name] = Validator(state=_estimators.iteration_state)
     for name in _estimators.SVMS:
         out[name] = Validator(state=_estimators.svm_state, private=_estimators.private_svm)
     out.update(_losses.validators())

@@ -74,6 +74,15 @@ FEATURE_HASHER = "sklearn.feature_extraction._hash.FeatureHasher"
 HASHING_VECTORIZER = "sklearn.feature_extraction.text.HashingVectorizer"
 POLYNOMIAL_FEATURES = "sklearn.preprocessing._polynomial.PolynomialFeatures"
 ONE_HOT_ENCODER = "sklearn.preprocessing._encoders.OneHotEncoder"
+# Estimators whose transform iterates a solver up to a count from the file.
+ITERATIVE = (
+    "sklearn.decomposition._nmf.NMF",
+    "sklearn.decomposition._nmf.MiniBatchNMF",
+    "sklearn.decomposition._dict_learning.DictionaryLearning",
+    "sklearn.decomposition._dict_learning.MiniBatchDictionaryLearning",
+    "sklearn.decomposition._dict_learning.SparseCoder",
+    "sklearn.decomposition._lda.LatentDirichletAllocation",
+)
 _SVM_CLASSIFIERS = ("c_svc", "nu_svc")  # sklearn.svm._base.LIBSVM_IMPL, in its order
 _SVM_OTHERS = ("one_class", "epsilon_svr", "nu_svr")
 
@@ -402,6 +411,26 @@ def _category_count(where: str, categories: Any) -> int:
 def _codes_below(where: str, codes: Any, bound: int) -> None:
     if len(codes) and (int(codes.min()) < 0 or int(codes.max()) >= bound):
         raise ValueError(f"{where} holds codes outside [0, {bound})")
+
+
+# -- iterative transforms ------------------------------------------------------------------------
+
+# The iteration counts a transform runs its solver to (and fit-only ones of the same classes):
+# with a tolerance of 0 the loop runs to the count. Defaults are 100 to 1,000.
+MAX_ITERATIONS = 1_000_000
+_ITERATION_COUNTS = ("max_iter", "_transform_max_iter", "transform_max_iter", "max_doc_update_iter")
+
+
+def iteration_state(obj: Any, state: Any) -> None:
+    """``NMF`` (``max_iter``), ``MiniBatchNMF`` (``_transform_max_iter``), the dictionary
+    learners (``transform_max_iter``) and ``LatentDirichletAllocation``
+    (``max_doc_update_iter``) iterate their solver in ``transform`` up to a count: at most
+    :data:`MAX_ITERATIONS` (a file's ``2**62`` with ``tol = 0`` never returns)."""
+    if type(state) is not dict:
+        return
+    for name in _ITERATION_COUNTS:
+        if state.get(name) is not None:
+            integer(name, state[name], 0, MAX_ITERATIONS)
 
 
 # -- polynomial features ----------------------------------------------------------------------
