@@ -65,8 +65,8 @@ VECTORIZERS = (
     "sklearn.feature_extraction.text.TfidfVectorizer",
     "sklearn.feature_extraction._dict_vectorizer.DictVectorizer",
 )
-# Vectorizers that hand their token_pattern to ``re`` on every transform (and the
-# HashingVectorizer, which also hashes into n_features columns).
+# Vectorizers that hand their token_pattern to ``re`` on every transform and keep a
+# vocabulary (HASHING_VECTORIZER hands it too, and hashes into n_features columns).
 TEXT_VECTORIZERS = tuple(
     f"sklearn.feature_extraction.text.{n}" for n in ("CountVectorizer", "TfidfVectorizer")
 )
@@ -156,7 +156,7 @@ def isolation_forest_state(obj: Any, state: Any) -> None:
 
 def bagging_state(obj: Any, state: Any) -> None:
     """``predict_proba`` allocates ``n_classes_`` columns a sample: a count its own
-    ``classes_`` do not make (10**6 for three classes: 1.2 GB and 14 s for 150 rows)."""
+    ``classes_`` do not make (10**6 for three classes: an array of 1.2 GB and 14 s for 150 rows)."""
     if not (_fitted(state, "classes_") and "n_classes_" in state):
         return
     classes = state["classes_"]
