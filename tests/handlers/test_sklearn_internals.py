@@ -56,6 +56,7 @@ def _data() -> dict[str, np.ndarray[Any, Any]]:
     return {
         "iris": x_iris,
         "y_iris": y_iris,
+        "y_iris2": np.c_[y_iris, y_iris % 2],  # two outputs
         "iris_nan": x_nan,
         "reg": x_reg,
         "y_reg": y_reg,
@@ -94,9 +95,10 @@ def _models() -> dict[str, tuple[Callable[[], Any], str]]:
     from sklearn import ensemble as en
     from sklearn import neighbors as nb
     from sklearn import svm, tree
-    from sklearn.cluster import Birch, BisectingKMeans, KMeans
+    from sklearn.cluster import Birch, BisectingKMeans, FeatureAgglomeration, KMeans
     from sklearn.decomposition import NMF, LatentDirichletAllocation, MiniBatchNMF
     from sklearn.feature_extraction import DictVectorizer, FeatureHasher, text
+    from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import OneHotEncoder, PolynomialFeatures
 
     maha = {"VI": np.linalg.inv(np.cov(DATA["iris"].T))}
@@ -216,6 +218,28 @@ def _models() -> dict[str, tuple[Callable[[], Any], str]]:
             "iris",
         ),
         "birch": (lambda: _fit(lambda: Birch(n_clusters=3), "iris"), "iris"),
+        "feature_agglomeration": (lambda: _fit(lambda: FeatureAgglomeration(2), "iris"), "iris"),
+        "radius_neighbors": (
+            lambda: _fit(lambda: nb.RadiusNeighborsClassifier(radius=1.5), "iris", "y_iris"),
+            "iris",
+        ),
+        "kneighbors_multioutput": (
+            lambda: _fit(lambda: nb.KNeighborsClassifier(algorithm="brute"), "iris", "y_iris2"),
+            "iris",
+        ),
+        "voting_hard": (
+            lambda: _fit(
+                lambda: en.VotingClassifier(
+                    [
+                        ("lr", LogisticRegression(max_iter=500)),
+                        ("tree", tree.DecisionTreeClassifier(random_state=0)),
+                    ]
+                ),
+                "iris",
+                "y_iris",
+            ),
+            "iris",
+        ),
         "nmf": (lambda: _fit(lambda: NMF(2, max_iter=50, random_state=0), "iris"), "iris"),
         "minibatch_nmf": (
             lambda: _fit(lambda: MiniBatchNMF(2, max_iter=5, random_state=0), "iris"),
@@ -323,7 +347,8 @@ def outputs(model: Any, x: np.ndarray[Any, Any]) -> dict[str, str]:
 
 def _digest(result: Any) -> str:
     h = hashlib.sha256()
-    for part in result if isinstance(result, tuple) else (result,):
+    # A tuple (kneighbors) or a list (multi-output predict_proba) is digested part by part.
+    for part in result if isinstance(result, tuple | list) else (result,):
         if hasattr(part, "toarray"):
             part = part.toarray()
         arr = np.asarray(part)
@@ -359,6 +384,18 @@ class TestSklearnInternals(HandlerConformance):
         want = outputs(expected, _input_for(expected))
         assert want, f"{type(expected).__name__} has no prediction method to compare"
         assert outputs(got, _input_for(got)) == want
+
+
+def test_a_loaded_bunch_saves_to_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Bunch.__setstate__`` drops the instance state, so it is not written: a loaded
+    ``named_estimators_`` would otherwise save to other bytes than its file."""
+    from sklearn.utils import Bunch
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # the metadata timestamp
+    data = modelsafe.dumps({"named": Bunch(a=np.arange(3), b="x")})
+    loaded = modelsafe.loads(data)
+    assert type(loaded["named"]) is Bunch and loaded["named"].b == "x"
+    assert modelsafe.dumps(loaded) == data
 
 
 def test_loads_gives_padded_structured_arrays_back_byte_for_byte() -> None:
@@ -1198,12 +1235,18 @@ def _neighbors_cases() -> dict[str, Case]:
             "_fit_X has 4 columns but n_features_in_ = 5",
         ),
         "neighbors without n_features_in_": (
-            knn,
+            "nearest_neighbors_mahalanobis",
             lambda s: s.drop(("state", "n_features_in_")),
-            "sklearn.neighbors._classification.KNeighborsClassifier",
+            "sklearn.neighbors._unsupervised.NearestNeighbors",
             "needs n_features_in_",
         ),
         "neighbors fit data wider than the model": (
+            "nearest_neighbors_mahalanobis",
+            lambda s: s.set(("state", "n_features_in_"), 2),
+            "sklearn.neighbors._unsupervised.NearestNeighbors",
+            "_fit_X has 4 columns but n_features_in_ = 2",
+        ),
+        "neighbors classifier fit data wider than the model": (
             "kneighbors_ball_tree",
             lambda s: s.set(("state", "n_features_in_"), 2),
             "sklearn.neighbors._classification.KNeighborsClassifier",
@@ -1368,8 +1411,88 @@ def _one_hot_cases() -> dict[str, Case]:
     }
 
 
-def _set_item(index: int, value: Any) -> Callable[[np.ndarray[Any, Any]], None]:
+def _set_item(index: int | tuple[int, ...], value: Any) -> Callable[[np.ndarray[Any, Any]], None]:
     return lambda a: a.__setitem__(index, value)
+
+
+_INTP_MAX = 2**63 - 1  # np.bincount makes max + 1 bins: this one overflows and corrupts the heap
+
+
+def _filled(arr: np.ndarray[Any, Any], value: Any) -> np.ndarray[Any, Any]:
+    """Every label ``value``: whichever a prediction uses, it is that one."""
+    return np.full_like(arr, value)
+
+
+def _label_cases() -> dict[str, Case]:
+    agglomeration = "sklearn.cluster._agglomerative.FeatureAgglomeration"
+    radius = "sklearn.neighbors._classification.RadiusNeighborsClassifier"
+    kneighbors = "sklearn.neighbors._classification.KNeighborsClassifier"
+    voting = "sklearn.ensemble._voting.VotingClassifier"
+    labels = ("state", "labels_")
+    member_classes = ("state", "estimators_", 1, "state", "classes_")
+    encoded = ("state", "le_", "state", "classes_")
+    return {
+        "feature agglomeration label at the intp limit": (
+            "feature_agglomeration",
+            lambda s: s.edit(labels, _set_item(0, _INTP_MAX)),
+            agglomeration,
+            "labels_[0] = 9223372036854775807 is outside [0, 4)",
+        ),
+        "feature agglomeration negative label": (
+            "feature_agglomeration",
+            lambda s: s.edit(labels, _set_item(2, -1)),
+            agglomeration,
+            "labels_[2] = -1 is outside [0, 4)",
+        ),
+        "feature agglomeration labels as floats": (
+            "feature_agglomeration",
+            lambda s: s.put(labels, s.array(labels).astype(np.float64)),
+            agglomeration,
+            "labels_ has dtype float64",
+        ),
+        "radius neighbors label at the intp limit": (
+            "radius_neighbors",
+            lambda s: s.put(("state", "_y"), _filled(s.array(("state", "_y")), _INTP_MAX)),
+            radius,
+            "_y[0] = 9223372036854775807 is outside [0, 3)",
+        ),
+        "radius neighbors labels of two outputs for one": (
+            "radius_neighbors",
+            lambda s: s.put(("state", "_y"), np.stack([s.array(("state", "_y"))] * 2, axis=1)),
+            radius,
+            "_y must have 1 dimension",
+        ),
+        "kneighbors second output label past its classes": (
+            "kneighbors_multioutput",
+            lambda s: s.edit(("state", "_y"), _set_item((7, 1), 2)),
+            kneighbors,
+            "_y[7, 1] = 2 is outside [0, 2)",
+        ),
+        "kneighbors classes of one output for two": (
+            "kneighbors_multioutput",
+            lambda s: s.drop(("state", "classes_", 1)),
+            kneighbors,
+            "classes_ must be a list of 2 arrays, one per column of _y",
+        ),
+        "voting member class at the intp limit": (
+            "voting_hard",
+            lambda s: s.put(member_classes, _filled(s.array(member_classes), _INTP_MAX)),
+            voting,
+            "estimators_[1].classes_[0] = 9223372036854775807 is outside [0, 3)",
+        ),
+        "voting member class past the encoder's": (
+            "voting_hard",
+            lambda s: s.edit(member_classes, _set_item(2, 3)),
+            voting,
+            "estimators_[1].classes_[2] = 3 is outside [0, 3)",
+        ),
+        "voting encoder of fewer classes than its members": (
+            "voting_hard",
+            lambda s: s.put(encoded, s.array(encoded)[:2].copy()),
+            voting,
+            "estimators_[0].classes_[2] = 2 is outside [0, 2)",
+        ),
+    }
 
 
 def _iteration_cases() -> dict[str, Case]:
@@ -2278,6 +2401,7 @@ CASES: dict[str, Case] = {
     **_birch_cases(),
     **_one_hot_cases(),
     **_iteration_cases(),
+    **_label_cases(),
     **_hasher_cases(),
     **_polynomial_cases(),
     **_svm_cases(),
@@ -2451,6 +2575,9 @@ UNSAFE = (
     "kmeans negative thread count",  # libgomp ends the process
     "polynomial degree far past its features",  # transform never returns
     "lda document updates past the bound",  # transform never returns
+    "feature agglomeration label at the intp limit",  # np.bincount corrupts the heap
+    "radius neighbors label at the intp limit",
+    "voting member class at the intp limit",
 )
 
 

@@ -537,7 +537,9 @@ def _strs_column(e: Encoder, strs: list[str]) -> int | list[str]:
 # -- anything else: the reduce protocol ---------------------------------------------------
 
 
-def _enc_reduce(e: Encoder, obj: Any) -> Node:
+def _enc_reduce(e: Encoder, obj: Any, *, with_state: bool = True) -> Node:
+    """``obj`` by the reduce protocol; ``with_state=False`` leaves out the state, for a
+    class whose ``__setstate__`` ignores it (a handler says so)."""
     entry = e.memo.get(id(obj))
     if entry is not None:
         return e.ref(entry)
@@ -596,7 +598,7 @@ def _enc_reduce(e: Encoder, obj: Any) -> Node:
         pre = [*node.get("args", []), *([node["kwargs"]] if "kwargs" in node else [])]
         return {**e.ref(entry), "pre": pre}
     e.remember(obj, node)
-    if state is not None:
+    if state is not None and with_state:
         node["state"] = _state(e, state)
     if listitems is not None:
         node["items"] = _seq(e, listitems, "")

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import Tag, Validator
-from . import _checks, _estimators, _hgb, _losses, _neighbors, _tree
+from . import _checks, _estimators, _hgb, _labels, _losses, _neighbors, _tree
 
 _HGB = "sklearn.ensemble._hist_gradient_boosting"
 _METRICS = "sklearn.metrics._dist_metrics"
@@ -42,13 +42,25 @@ METRIC_CLASSES = tuple(
 
 
 def encoder_for(t: type) -> Callable[[Any, Any], Any] | None:
-    """Decision trees and histogram boosting predictors get compact nodes of their own; the
-    rest take the generic path."""
+    """Decision trees and histogram boosting predictors get compact nodes of their own, and
+    a ``Bunch`` is written without its instance state; the rest take the generic path."""
     if t.__module__ == "sklearn.tree._tree" and t.__name__ == "Tree":
         return _tree.enc_tree
     if t.__module__ == f"{_HGB}.predictor" and t.__name__ == "TreePredictor":
         return _hgb.enc_predictor
+    if t.__module__ == "sklearn.utils._bunch" and t.__name__ == "Bunch":
+        return _enc_bunch
     return None
+
+
+def _enc_bunch(e: Any, bunch: Any) -> Any:
+    """A ``Bunch`` (a voting or stacking model's ``named_estimators_``) is its items.
+    ``Bunch.__setstate__`` ignores the instance state (a map of deprecated keys that
+    ``__init__`` sets), as unpickling does, so a loaded ``Bunch`` has none: writing it
+    would make a loaded model save to other bytes than the file it came from."""
+    from ..._graph.encode import _enc_reduce
+
+    return _enc_reduce(e, bunch, with_state=False)
 
 
 TAGS: dict[str, Tag] = {
@@ -112,6 +124,14 @@ def _validators() -> dict[str, Validator]:
     out[_estimators.BIRCH] = Validator(state=_estimators.birch_state)
     for name in _estimators.NEIGHBORS:
         out[name] = Validator(state=_estimators.neighbors_state)
+    for name in _labels.NEIGHBOR_CLASSIFIERS:
+        out[name] = Validator(
+            state=_labels.neighbor_classifier_state, private=_checks.private_members("_y")
+        )
+    out[_labels.FEATURE_AGGLOMERATION] = Validator(
+        state=_labels.feature_agglomeration_state, private=_checks.private_members("labels_")
+    )
+    out[_labels.VOTING_CLASSIFIER] = Validator(state=_labels.voting_classifier_state)
     for name in _estimators.VECTORIZERS:
         out[name] = Validator(state=_estimators.vocabulary_state)
     for name in _estimators.TEXT_VECTORIZERS:
