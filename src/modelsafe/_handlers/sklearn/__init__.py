@@ -124,7 +124,7 @@ def _validators() -> dict[str, Validator]:
     out[_estimators.BIRCH] = Validator(state=_estimators.birch_state)
     for name in _estimators.NEIGHBORS:
         out[name] = Validator(state=_estimators.neighbors_state)
-    for name in _labels.NEIGHBOR_CLASSIFIERS:
+    for name in _labels.NEIGHBOR_CLASSIFIERS:  # replaces their entry above, and runs it
         out[name] = Validator(
             state=_labels.neighbor_classifier_state, private=_checks.private_members("_y")
         )
