@@ -119,6 +119,10 @@ def _models() -> dict[str, tuple[Callable[[], Any], str]]:
             ),
             "iris_nan",
         ),
+        "random_forest_multioutput": (
+            lambda: _fit(lambda: en.ExtraTreesClassifier(3, random_state=0), "iris", "y_iris2"),
+            "iris",
+        ),
         "extra_trees": (
             lambda: _fit(lambda: en.ExtraTreesRegressor(4, random_state=0), "reg", "y_reg"),
             "reg",
@@ -884,6 +888,32 @@ def _ensemble_cases() -> dict[str, Case]:
             "sklearn.ensemble._forest.ExtraTreesRegressor",
             "splits on 5 features but the model takes 6",
         ),
+        # predict_proba allocates n_classes_ columns a sample (2**40: a MemoryError; 10**6:
+        # 1.2 GB asked for 150 rows), then fails to add the trees' three columns to them.
+        "forest class count far over its classes": (
+            "random_forest",
+            lambda s: s.set(("state", "n_classes_"), 10**6),
+            "sklearn.ensemble._forest.RandomForestClassifier",
+            "n_classes_ = 1000000 but classes_ holds 3",
+        ),
+        "forest class count not an integer": (
+            "random_forest",
+            lambda s: s.set(("state", "n_classes_"), 3.0),
+            "sklearn.ensemble._forest.RandomForestClassifier",
+            "n_classes_ must be an integer, not float",
+        ),
+        "multi-output forest class count of one output": (
+            "random_forest_multioutput",
+            lambda s: s.set(("state", "n_classes_", 1), 2**40),
+            "sklearn.ensemble._forest.ExtraTreesClassifier",
+            "n_classes_[1] = 1099511627776 but classes_[1] holds 2",
+        ),
+        "multi-output forest with one class count": (
+            "random_forest_multioutput",
+            lambda s: s.set(("state", "n_classes_"), 3),
+            "sklearn.ensemble._forest.ExtraTreesClassifier",
+            "classes_ holds the labels of 2 outputs, so n_classes_ must be a list of as many",
+        ),
         "forest without n_features_in_": (
             "random_forest",
             lambda s: s.drop(("state", "n_features_in_")),
@@ -919,6 +949,26 @@ def _ensemble_cases() -> dict[str, Case]:
             lambda s: s.set(("state", "n_features_in_"), 2),
             "sklearn.ensemble._gb.GradientBoostingClassifier",
             "splits on 4 features but the model takes 2",
+        ),
+        # DummyRegressor.predict fills n_outputs_ columns with constant_, broadcast from one:
+        # 10**6 made a 100-row predict return 10**8 values (1.7 GB, 2 s).
+        "dummy regressor init of more outputs than its constant": (
+            "gradient_boosting_huber",
+            lambda s: s.set(("state", "init_", "state", "n_outputs_"), 10**6),
+            "sklearn.dummy.DummyRegressor",
+            "constant_ must be an array of shape (1, n_outputs_) = (1, 1000000), not (1, 1)",
+        ),
+        "dummy regressor init constant as a vector": (
+            "gradient_boosting_huber",
+            lambda s: s.put(("state", "init_", "state", "constant_"), np.zeros(1)),
+            "sklearn.dummy.DummyRegressor",
+            "constant_ must be an array of shape (1, n_outputs_) = (1, 1), not (1,)",
+        ),
+        "dummy regressor init of no outputs": (
+            "gradient_boosting_huber",
+            lambda s: s.set(("state", "init_", "state", "n_outputs_"), 0),
+            "sklearn.dummy.DummyRegressor",
+            "n_outputs_ = 0 is outside [1, inf]",
         ),
         "gradient boosting init narrower than the stages": (
             "gradient_boosting",
@@ -1245,6 +1295,26 @@ def _neighbors_cases() -> dict[str, Case]:
             lambda s: s.set(("state", "n_features_in_"), 2),
             "sklearn.neighbors._unsupervised.NearestNeighbors",
             "_fit_X has 4 columns but n_features_in_ = 2",
+        ),
+        # kneighbors_graph and Isomap.transform size their output by n_samples_fit_ (a
+        # 150 x 10**9 graph of iris; 2**40: a MemoryError).
+        "neighbors fit sample count over its fit data": (
+            "nearest_neighbors_mahalanobis",
+            lambda s: s.set(("state", "n_samples_fit_"), 2**40),
+            "sklearn.neighbors._unsupervised.NearestNeighbors",
+            "n_samples_fit_ = 1099511627776 but _fit_X has 150 rows",
+        ),
+        "neighbors classifier fit sample count under its fit data": (
+            "kneighbors_ball_tree",
+            lambda s: s.set(("state", "n_samples_fit_"), 3),
+            "sklearn.neighbors._classification.KNeighborsClassifier",
+            "n_samples_fit_ = 3 but _fit_X has 150 rows",
+        ),
+        "neighbors fit sample count not an integer": (
+            "nearest_neighbors_mahalanobis",
+            lambda s: s.set(("state", "n_samples_fit_"), "150"),
+            "sklearn.neighbors._unsupervised.NearestNeighbors",
+            "n_samples_fit_ must be an integer, not str",
         ),
         "neighbors classifier fit data wider than the model": (
             "kneighbors_ball_tree",

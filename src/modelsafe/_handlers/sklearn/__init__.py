@@ -99,6 +99,7 @@ def _validators() -> dict[str, Validator]:
         ),
         _estimators.ISOLATION_FOREST: Validator(state=_estimators.isolation_forest_state),
         _estimators.BAGGING_CLASSIFIER: Validator(state=_estimators.bagging_state),
+        _estimators.DUMMY_REGRESSOR: Validator(state=_estimators.dummy_regressor_state),
     }
     # The classes themselves, for a file that makes them with ``obj`` (``__new__``), which
     # a caller can allow by trusting the name.

@@ -42,6 +42,7 @@ FORESTS = tuple(
 )
 ISOLATION_FOREST = "sklearn.ensemble._iforest.IsolationForest"
 BAGGING_CLASSIFIER = "sklearn.ensemble._bagging.BaggingClassifier"
+DUMMY_REGRESSOR = "sklearn.dummy.DummyRegressor"
 GRADIENT_BOOSTING = tuple(
     f"sklearn.ensemble._gb.{n}" for n in ("GradientBoostingClassifier", "GradientBoostingRegressor")
 )
@@ -129,12 +130,14 @@ def tree_estimator_state(obj: Any, state: Any) -> None:
 
 
 def forest_state(obj: Any, state: Any) -> None:
-    """The forest checks the input, then every tree walks it unchecked."""
+    """The forest checks the input, then every tree walks it unchecked; a classifier's
+    ``predict_proba`` allocates ``n_classes_`` columns a sample."""
     if not _fitted(state, "estimators_"):
         return
     n_features = _n_features(state)
     for i, est in enumerate(_sequence("estimators_", state["estimators_"])):
         _same_width(f"estimators_[{i}].tree_", _tree_of(f"estimators_[{i}]", est), n_features)
+    _class_counts(state)
 
 
 def isolation_forest_state(obj: Any, state: Any) -> None:
@@ -157,14 +160,33 @@ def isolation_forest_state(obj: Any, state: Any) -> None:
 def bagging_state(obj: Any, state: Any) -> None:
     """``predict_proba`` allocates ``n_classes_`` columns a sample: a count its own
     ``classes_`` do not make (10**6 for three classes: an array of 1.2 GB and 14 s for 150 rows)."""
-    if not (_fitted(state, "classes_") and "n_classes_" in state):
+    if _fitted(state, "classes_"):
+        _class_counts(state, outputs=False)
+
+
+def _class_counts(state: dict[str, Any], outputs: bool = True) -> None:
+    """``n_classes_`` is the length of ``classes_``: ``predict_proba`` allocates that many
+    columns a sample (a forest: an array an output, ``classes_`` and ``n_classes_`` then
+    lists, where ``outputs``)."""
+    if "classes_" not in state or "n_classes_" not in state:
         return
-    classes = state["classes_"]
-    if type(classes) is not np.ndarray or classes.ndim != 1:
-        raise TypeError("classes_ must be a 1-D array")
-    count = integer("n_classes_", state["n_classes_"], 0)
-    if count != len(classes):
-        raise ValueError(f"n_classes_ = {count} but classes_ holds {len(classes)}")
+    classes, counts = state["classes_"], state["n_classes_"]
+    if outputs and type(classes) is list:
+        if type(counts) is not list or len(counts) != len(classes):
+            raise ValueError(
+                f"classes_ holds the labels of {len(classes)} outputs, so n_classes_ must be "
+                "a list of as many counts"
+            )
+        pairs = [
+            (f"[{k}]", n, labels) for k, (n, labels) in enumerate(zip(counts, classes, strict=True))
+        ]
+    else:
+        pairs = [("", counts, classes)]
+    for at, count, labels in pairs:
+        if type(labels) is not np.ndarray or labels.ndim != 1:
+            raise TypeError(f"classes_{at} must be a 1-D array")
+        if integer(f"n_classes_{at}", count, 0) != len(labels):
+            raise ValueError(f"n_classes_{at} = {count} but classes_{at} holds {len(labels)}")
 
 
 def gradient_boosting_state(obj: Any, state: Any) -> None:
@@ -204,6 +226,21 @@ def gradient_boosting_state(obj: Any, state: Any) -> None:
         _init_width(init, k, state.get("_loss"))
 
 
+def dummy_regressor_state(obj: Any, state: Any) -> None:
+    """``predict`` fills ``n_outputs_`` columns a sample with ``constant_``, which numpy
+    broadcasts from one column to any count: the count must be that of ``constant_``'s
+    columns (gradient boosting's default ``init_``; ``n_outputs_ = 10**6`` wrote 8 MB a row)."""
+    if not _fitted(state, "constant_"):
+        return
+    n_outputs = integer("n_outputs_", state.get("n_outputs_"), 1)
+    constant = state["constant_"]
+    if type(constant) is not np.ndarray or constant.shape != (1, n_outputs):
+        shape = getattr(constant, "shape", type(constant).__name__)
+        raise ValueError(
+            f"constant_ must be an array of shape (1, n_outputs_) = (1, {n_outputs}), not {shape}"
+        )
+
+
 def _init_width(init: Any, k: int, loss: Any) -> None:
     """The initial raw predictions come from ``init_``; for the dummy estimators
     scikit-learn uses by default their width is known, and must cover the ``k``
@@ -229,7 +266,9 @@ def _init_width(init: Any, k: int, loss: Any) -> None:
 
 
 def neighbors_state(obj: Any, state: Any) -> None:
-    """The brute-force search reads ``_fit_X`` rows with the width of the query."""
+    """The brute-force search reads ``_fit_X`` rows with the width of the query; graphs
+    and ``Isomap.transform`` allocate ``n_samples_fit_`` columns a query, which ``fit``
+    sets to the rows of ``_fit_X``."""
     if not _fitted(state, "_fit_X") or state["_fit_X"] is None:
         return
     shape = getattr(state["_fit_X"], "shape", None)
@@ -238,6 +277,10 @@ def neighbors_state(obj: Any, state: Any) -> None:
     n_features = _n_features(state)
     if shape[1] != n_features:
         raise ValueError(f"_fit_X has {shape[1]} columns but n_features_in_ = {n_features}")
+    if "n_samples_fit_" in state:
+        n_samples = integer("n_samples_fit_", state["n_samples_fit_"])
+        if n_samples != shape[0]:
+            raise ValueError(f"n_samples_fit_ = {n_samples} but _fit_X has {shape[0]} rows")
 
 
 def kmeans_state(obj: Any, state: Any) -> None:
