@@ -121,3 +121,53 @@ def _report(results: dict[str, Any]) -> str:
     committed = json.loads((ROOT / "benchmarks" / "results" / "models.json").read_text())
     keep = {k: committed[k] for k in ("machine", "settings")}
     return zoo_report.markdown({**keep, **results, "notes": []}, "c.png")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux's /proc")
+@pytest.mark.parametrize("tool", ["pickle", "modelsafe"])
+def test_the_memory_floor_finds_a_loaded_array_in_private_memory(tmp_path: Path, tool: str) -> None:
+    """`benchmarks.floors --memory-child` in a fresh interpreter: 8 MiB of float64 loaded
+    with pickle sit in the process's own memory; loaded by modelsafe (a copy-on-write map
+    of the file, read by the digest check), in the file's mapping."""
+    import subprocess
+    import sys
+
+    import modelsafe
+
+    data = {"weights": np.arange(1 << 20, dtype=np.float64)}
+    path = str(tmp_path / ("m.pkl" if tool == "pickle" else "m.msafe"))
+    if tool == "pickle":
+        TOOLS["pickle"].save(data, path)
+    else:
+        modelsafe.save(data, path)
+    child = subprocess.run(
+        [sys.executable, "-m", "benchmarks.floors", "--memory-child", "mlp", tool, path],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    result = json.loads(child.stdout.splitlines()[-1])
+    resident = result["resident_kb"]
+    own = resident.get("[heap]", 0) + resident.get("[anon]", 0)
+    mapped = resident.get(os.path.basename(path), 0)
+    if tool == "pickle":
+        assert own >= 8 * 1024 and mapped == 0
+    else:
+        assert mapped >= 8 * 1024 and own < 2 * 1024
+    assert result["peak_delta_mb"] >= 8
+
+
+def test_the_memory_table_lists_every_mapping_and_the_totals() -> None:
+    from benchmarks.floors import _memory_table
+
+    tools = {
+        "pickle": {"peak_delta_mb": 5.04, "resident_kb": {"[heap]": 2012, "lib.so": 1020}},
+        "modelsafe": {"peak_delta_mb": 5.59, "resident_kb": {"lib.so": 1148, "np.so": 1088}},
+    }
+    table = "\n".join(_memory_table("lgbm500", tools))
+    assert "| peak Δ, MiB | 5.04 | 5.59 |" in table
+    assert "| `lib.so` | 1020 | 1148 |" in table
+    assert "| `[heap]` | 2012 | 0 |" in table
+    assert "| `np.so` | 0 | 1088 |" in table
+    assert "| resident after the load, total | 3032 | 2236 |" in table
