@@ -148,12 +148,13 @@ def memory_child(model: str, tool: str, path: str) -> dict[str, Any]:
     """In a fresh interpreter: import what the zoo's memory child imports, load ``path``
     with ``tool``, and return the peak and what stayed resident, by mapping."""
     from benchmarks.measure import current_rss_mb, vm_hwm_mb
+    from benchmarks.zoo_measure import reset_peak
 
     for module in (*ZOO[model].imports, *TOOLS[tool].imports, *load_code(TOOLS[tool], path)):
         importlib.import_module(module)
     gc.collect()
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")  # forget the imports' peak
+    if not reset_peak():  # forget the imports' peak
+        raise OSError("cannot reset the peak RSS (/proc/self/clear_refs, Linux >= 4.0)")
     base, before = current_rss_mb(), _resident_kb()
     loaded = TOOLS[tool].load(path)
     peak, after = vm_hwm_mb() or 0.0, _resident_kb()

@@ -139,7 +139,7 @@ def build(
     }
 
 
-def _reset_peak() -> bool:
+def reset_peak() -> bool:
     """Reset this process's peak RSS (Linux >= 4.0), so import peaks do not hide the load."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
@@ -156,7 +156,7 @@ def fresh_load_and_predict(tool_name: str, path: str, reference: dict[str, Any])
     """
     tool = TOOLS[tool_name]
     gc.collect()
-    reset = _reset_peak()
+    reset = reset_peak()
 
     def peak() -> float:
         # After a reset only VmHWM forgets the import peak; ru_maxrss is the fallback.
