@@ -572,10 +572,16 @@ def svm_state(obj: Any, state: Any) -> None:
     intercept = array("_intercept_", state.get("_intercept_"), kind="f", ndim=1, itemsizes=(8,))
     if len(intercept) != pairs:
         raise ValueError(f"_intercept_ has {len(intercept)} values; {m} classes need {pairs}")
+    probability = _svm_probability(state)
     for key in ("_probA", "_probB"):
         prob = array(key, state.get(key), kind="f", ndim=1, itemsizes=(8,))
-        if len(prob) not in (0, pairs):
-            raise ValueError(f"{key} has {len(prob)} values; {m} classes need 0 or {pairs}")
+        if len(prob) != pairs if probability else len(prob) not in (0, pairs):
+            need = pairs if probability else f"0 or {pairs}"
+            raise ValueError(
+                f"{key} has {len(prob)} values; {m} classes "
+                + ("with probability set " if probability else "")
+                + f"need {need}"
+            )
     shape_fit = state.get("shape_fit_")
     if type(shape_fit) is not tuple or not shape_fit:
         raise TypeError("shape_fit_ must be the tuple of the training data's shape")
@@ -597,6 +603,22 @@ def svm_state(obj: Any, state: Any) -> None:
     # A precomputed or callable kernel keeps no support vectors (libsvm reads the kernel).
     if type(kernel) is str and kernel != "precomputed" and len(vectors) != n:
         raise ValueError(f"support_vectors_ has {len(vectors)} rows but support_ {n}")
+
+
+def _svm_probability(state: dict[str, Any]) -> bool:
+    """Whether libsvm is told the model has probability pairs: then ``set_model`` copies
+    ``m (m - 1) / 2`` values from ``_probA`` and ``_probB`` whatever their length, which
+    reads past an empty array (a sparse model's ``predict`` ends in SIGSEGV). scikit-learn
+    1.9 hands libsvm ``_effective_probability``; earlier versions, ``probability``."""
+    effective = state.get("_effective_probability", False)
+    if type(effective) is not bool:
+        raise TypeError(f"_effective_probability must be a bool, not {type(effective).__name__}")
+    probability = state.get("probability", False)
+    if type(probability) is not bool and probability != "deprecated":
+        raise TypeError(
+            f"probability must be a bool or 'deprecated', not {type(probability).__name__}"
+        )
+    return effective or probability is True
 
 
 def _svm_sparse(vectors: Any, dual: Any, m: int, n: int) -> None:
