@@ -575,13 +575,9 @@ def svm_state(obj: Any, state: Any) -> None:
     probability = _svm_probability(state)
     for key in ("_probA", "_probB"):
         prob = array(key, state.get(key), kind="f", ndim=1, itemsizes=(8,))
-        if len(prob) != pairs if probability else len(prob) not in (0, pairs):
-            need = pairs if probability else f"0 or {pairs}"
-            raise ValueError(
-                f"{key} has {len(prob)} values; {m} classes "
-                + ("with probability set " if probability else "")
-                + f"need {need}"
-            )
+        if len(prob) not in ((pairs,) if probability else (0, pairs)):
+            need = f"with probability set need {pairs}" if probability else f"need 0 or {pairs}"
+            raise ValueError(f"{key} has {len(prob)} values; {m} classes {need}")
     shape_fit = state.get("shape_fit_")
     if type(shape_fit) is not tuple or not shape_fit:
         raise TypeError("shape_fit_ must be the tuple of the training data's shape")
@@ -614,7 +610,9 @@ def _svm_probability(state: dict[str, Any]) -> bool:
     if type(effective) is not bool:
         raise TypeError(f"_effective_probability must be a bool, not {type(effective).__name__}")
     probability = state.get("probability", False)
-    if type(probability) is not bool and probability != "deprecated":
+    if type(probability) is not bool and not (
+        type(probability) is str and probability == "deprecated"
+    ):
         raise TypeError(
             f"probability must be a bool or 'deprecated', not {type(probability).__name__}"
         )
