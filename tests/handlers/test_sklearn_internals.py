@@ -416,6 +416,17 @@ class TestSklearnInternals(HandlerConformance):
 _NEEDS_WRITABLE = frozenset({"svc_probability"})
 
 
+def test_an_svm_fitted_with_a_numpy_bool_flag_loads() -> None:
+    """scikit-learn takes ``probability=np.True_`` and keeps it as the flag libsvm is
+    handed: the flag check must accept numpy bools as it accepts bools."""
+    from sklearn.svm import SVC
+
+    model = _fit(lambda: SVC(probability=np.True_, random_state=0), "iris", "y_iris")
+    assert type(model._effective_probability) is np.bool_
+    loaded = modelsafe.loads(modelsafe.dumps(model))
+    assert outputs(loaded, DATA["iris"]) == outputs(model, DATA["iris"])
+
+
 def test_a_loaded_bunch_saves_to_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     """``Bunch.__setstate__`` drops the instance state, so it is not written: a loaded
     ``named_estimators_`` would otherwise save to other bytes than its file."""

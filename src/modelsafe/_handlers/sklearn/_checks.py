@@ -28,6 +28,13 @@ def integer(name: str, x: Any, lo: int | None = None, hi: int | None = None) -> 
     return value
 
 
+def boolean(name: str, x: Any) -> bool:
+    """``x`` as a Python bool (a numpy bool accepted: scikit-learn's flags take either)."""
+    if not isinstance(x, bool | np.bool_):
+        raise TypeError(f"{name} must be a bool, not {type(x).__name__}")
+    return bool(x)
+
+
 def real(name: str, x: Any) -> float:
     """``x`` as a float (Python or numpy int/float, not bool)."""
     if isinstance(x, bool | np.bool_) or not isinstance(x, int | float | np.integer | np.floating):

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import array, integer, private_members
+from ._checks import array, boolean, integer, private_members
 from ._patterns import check_pattern
 
 _TREE_MODULE = "sklearn.tree._classes"
@@ -606,17 +606,15 @@ def _svm_probability(state: dict[str, Any]) -> bool:
     ``m (m - 1) / 2`` values from ``_probA`` and ``_probB`` whatever their length, which
     reads past an empty array (a sparse model's ``predict`` ends in SIGSEGV). scikit-learn
     1.9 hands libsvm ``_effective_probability``; earlier versions, ``probability``."""
-    effective = state.get("_effective_probability", False)
-    if type(effective) is not bool:
-        raise TypeError(f"_effective_probability must be a bool, not {type(effective).__name__}")
+    effective = boolean("_effective_probability", state.get("_effective_probability", False))
     probability = state.get("probability", False)
-    if type(probability) is not bool and not (
-        type(probability) is str and probability == "deprecated"
-    ):
+    if type(probability) is str and probability == "deprecated":
+        return effective
+    if not isinstance(probability, bool | np.bool_):
         raise TypeError(
             f"probability must be a bool or 'deprecated', not {type(probability).__name__}"
         )
-    return effective or probability is True
+    return effective or bool(probability)
 
 
 def _svm_sparse(vectors: Any, dual: Any, m: int, n: int) -> None:
