@@ -385,9 +385,7 @@ def one_hot_state(obj: Any, state: Any) -> None:
     n = _n_features(state)
     categories = _sequence("categories_", state.get("categories_"))
     outs = _sequence("_n_features_outs", state["_n_features_outs"])
-    enabled = state.get("_infrequent_enabled", False)
-    if not isinstance(enabled, bool | np.bool_):
-        raise TypeError(f"_infrequent_enabled must be a bool, not {type(enabled).__name__}")
+    enabled = boolean("_infrequent_enabled", state.get("_infrequent_enabled", False))
     none = [None] * n
     infrequent = (
         _sequence("_infrequent_indices", state.get("_infrequent_indices")) if enabled else none
@@ -494,12 +492,8 @@ def polynomial_state(obj: Any, state: Any) -> None:
     n = _n_features(state)
     low = integer("_min_degree", state.get("_min_degree"), 0, MAX_DEGREE)
     high = integer("_max_degree", state.get("_max_degree"), low, MAX_DEGREE)
-    flags = []
-    for name in ("interaction_only", "include_bias"):
-        if not isinstance(state.get(name), bool | np.bool_):
-            raise TypeError(f"{name} must be a bool, not {type(state.get(name)).__name__}")
-        flags.append(bool(state[name]))
-    interaction, bias = flags
+    interaction = boolean("interaction_only", state.get("interaction_only"))
+    bias = boolean("include_bias", state.get("include_bias"))
     for name, start in (("n_output_features_", low), ("_n_out_full", 0)):
         declared = integer(name, state.get(name), 0)
         terms = _polynomial_terms(n, start, high, interaction=interaction, bias=bias, stop=declared)
