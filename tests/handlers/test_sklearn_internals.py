@@ -104,8 +104,10 @@ def _models() -> dict[str, tuple[Callable[[], Any], str]]:
     from sklearn.cluster import Birch, BisectingKMeans, FeatureAgglomeration, KMeans
     from sklearn.decomposition import NMF, LatentDirichletAllocation, MiniBatchNMF
     from sklearn.feature_extraction import DictVectorizer, FeatureHasher, text
+    from sklearn.kernel_approximation import PolynomialCountSketch
     from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import OneHotEncoder, PolynomialFeatures
+    from sklearn.manifold import LocallyLinearEmbedding
+    from sklearn.preprocessing import OneHotEncoder, PolynomialFeatures, SplineTransformer
 
     maha = {"VI": np.linalg.inv(np.cov(DATA["iris"].T))}
     return {
@@ -265,6 +267,15 @@ def _models() -> dict[str, tuple[Callable[[], Any], str]]:
         ),
         "polynomial_interactions": (
             lambda: _fit(lambda: PolynomialFeatures(3, interaction_only=True), "iris"),
+            "iris",
+        ),
+        "spline": (lambda: _fit(SplineTransformer, "iris"), "iris"),
+        "locally_linear": (
+            lambda: _fit(lambda: LocallyLinearEmbedding(n_neighbors=10, random_state=0), "iris"),
+            "iris",
+        ),
+        "count_sketch": (
+            lambda: _fit(lambda: PolynomialCountSketch(n_components=8, random_state=0), "iris"),
             "iris",
         ),
         "bagging": (
@@ -1634,6 +1645,109 @@ def _iteration_cases() -> dict[str, Case]:
             nmf,
             "max_iter must be an integer, not float",
         ),
+        # transform allocates _n_components columns a sample (2**40: a MemoryError) before
+        # it multiplies them with components_.
+        "minibatch nmf components far over its components_": (
+            "minibatch_nmf",
+            lambda s: s.set(("state", "_n_components"), 2**40),
+            "sklearn.decomposition._nmf.MiniBatchNMF",
+            "_n_components = 1099511627776 but components_ has 2 rows",
+        ),
+        "nmf components off by one": (
+            "nmf",
+            lambda s: s.set(("state", "_n_components"), 3),
+            nmf,
+            "_n_components = 3 but components_ has 2 rows",
+        ),
+    }
+
+
+def _output_count_cases() -> dict[str, Case]:
+    """Counts that size an output, which fit takes from the model's own arrays: each set to
+    2**40 made transform or predict raise MemoryError under a 6 GB cap."""
+    spline = "sklearn.preprocessing._polynomial.SplineTransformer"
+    lle = "sklearn.manifold._locally_linear.LocallyLinearEmbedding"
+    sketch = "sklearn.kernel_approximation.PolynomialCountSketch"
+
+    def short_bits(s: Surgery) -> None:
+        s.put(("state", "bitHash_"), s.array(("state", "bitHash_"))[:1].copy())
+
+    def narrow_bits(s: Surgery) -> None:
+        s.put(("state", "bitHash_"), s.array(("state", "bitHash_"))[:, :2].copy())
+
+    return {
+        "forest output count far over its trees'": (
+            "extra_trees",
+            lambda s: s.set(("state", "n_outputs_"), 2**40),
+            "sklearn.ensemble._forest.ExtraTreesRegressor",
+            "n_outputs_ = 1099511627776 but estimators_[0].tree_ has 2",
+        ),
+        "classification forest output count off by one": (
+            "random_forest",
+            lambda s: s.set(("state", "n_outputs_"), 2),
+            "sklearn.ensemble._forest.RandomForestClassifier",
+            "n_outputs_ = 2 but estimators_[0].tree_ has 1",
+        ),
+        "spline output width far over its splines'": (
+            "spline",
+            lambda s: s.set(("state", "n_features_out_"), 2**40),
+            spline,
+            "n_features_out_ = 1099511627776 but 4 features of 7 splines with the bias give 28",
+        ),
+        "spline bias flag against its width": (
+            "spline",
+            lambda s: s.set(("state", "include_bias"), False),
+            spline,
+            "n_features_out_ = 28 but 4 features of 7 splines without the bias give 24 columns",
+        ),
+        "spline missing for a feature": (
+            "spline",
+            lambda s: s.drop(("state", "bsplines_", 3)),
+            spline,
+            "bsplines_ holds 3 splines but n_features_in_ = 4",
+        ),
+        "locally linear components far over its embedding's": (
+            "locally_linear",
+            lambda s: s.set(("state", "n_components"), 2**40),
+            lle,
+            "n_components = 1099511627776 but embedding_ has 2 columns",
+        ),
+        "locally linear components off by one": (
+            "locally_linear",
+            lambda s: s.set(("state", "n_components"), 1),
+            lle,
+            "n_components = 1 but embedding_ has 2 columns",
+        ),
+        "locally linear embedding as a vector": (
+            "locally_linear",
+            lambda s: s.put(("state", "embedding_"), np.zeros(150)),
+            lle,
+            "embedding_ must be a 2-D array",
+        ),
+        "count sketch degree far over its hashes'": (
+            "count_sketch",
+            lambda s: s.set(("state", "degree"), 2**40),
+            sketch,
+            "degree = 1099511627776 but indexHash_ has 2 rows",
+        ),
+        "count sketch signs of fewer rows": (
+            "count_sketch",
+            short_bits,
+            sketch,
+            "degree = 2 but bitHash_ has 1 rows",
+        ),
+        "count sketch signs of fewer columns": (
+            "count_sketch",
+            narrow_bits,
+            sketch,
+            "indexHash_ has shape (2, 4) but bitHash_ (2, 2)",
+        ),
+        "count sketch degree not an integer": (
+            "count_sketch",
+            lambda s: s.set(("state", "degree"), 2.0),
+            sketch,
+            "degree must be an integer, not float",
+        ),
     }
 
 
@@ -2534,6 +2648,7 @@ CASES: dict[str, Case] = {
     **_birch_cases(),
     **_one_hot_cases(),
     **_iteration_cases(),
+    **_output_count_cases(),
     **_label_cases(),
     **_hasher_cases(),
     **_polynomial_cases(),

@@ -141,6 +141,9 @@ def _validators() -> dict[str, Validator]:
     out[_estimators.FEATURE_HASHER] = Validator(state=_estimators.hasher_state)
     out[_estimators.POLYNOMIAL_FEATURES] = Validator(state=_estimators.polynomial_state)
     out[_estimators.ONE_HOT_ENCODER] = Validator(state=_estimators.one_hot_state)
+    out[_estimators.SPLINE_TRANSFORMER] = Validator(state=_estimators.spline_state)
+    out[_estimators.LOCALLY_LINEAR_EMBEDDING] = Validator(state=_estimators.locally_linear_state)
+    out[_estimators.COUNT_SKETCH] = Validator(state=_estimators.count_sketch_state)
     for name in _estimators.ITERATIVE:
         out[name] = Validator(state=_estimators.iteration_state)
     for name in _estimators.SVMS:

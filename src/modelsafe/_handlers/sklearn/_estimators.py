@@ -131,12 +131,19 @@ def tree_estimator_state(obj: Any, state: Any) -> None:
 
 def forest_state(obj: Any, state: Any) -> None:
     """The forest checks the input, then every tree walks it unchecked; a classifier's
-    ``predict_proba`` allocates ``n_classes_`` columns a sample."""
+    ``predict_proba`` allocates ``n_classes_`` columns a sample, and ``predict`` of several
+    outputs ``n_outputs_`` (``2**40``: a ``MemoryError``), which fit takes from the trees'."""
     if not _fitted(state, "estimators_"):
         return
     n_features = _n_features(state)
+    n_outputs = integer("n_outputs_", state["n_outputs_"], 1) if "n_outputs_" in state else None
     for i, est in enumerate(_sequence("estimators_", state["estimators_"])):
-        _same_width(f"estimators_[{i}].tree_", _tree_of(f"estimators_[{i}]", est), n_features)
+        tree = _tree_of(f"estimators_[{i}]", est)
+        _same_width(f"estimators_[{i}].tree_", tree, n_features)
+        if n_outputs is not None and tree.n_outputs != n_outputs:
+            raise ValueError(
+                f"n_outputs_ = {n_outputs} but estimators_[{i}].tree_ has {tree.n_outputs}"
+            )
     _class_counts(state)
 
 
@@ -472,6 +479,82 @@ def iteration_state(obj: Any, state: Any) -> None:
     for name in _ITERATION_COUNTS:
         if state.get(name) is not None:
             integer(name, state[name], 0, MAX_ITERATIONS)
+    # NMF and MiniBatchNMF: transform allocates _n_components columns a sample before it
+    # multiplies them with components_, whose rows fit made that many (2**40: MemoryError).
+    if "_n_components" in state and "components_" in state:
+        count = integer("_n_components", state["_n_components"], 1)
+        rows = _rows("components_", state["components_"])
+        if count != rows:
+            raise ValueError(f"_n_components = {count} but components_ has {rows} rows")
+
+
+def _rows(name: str, x: Any) -> int:
+    if type(x) is not np.ndarray or x.ndim != 2:
+        raise TypeError(f"{name} must be a 2-D array")
+    return int(x.shape[0])
+
+
+# -- counts that size an output, which fit takes from the model's own arrays -------------------
+
+SPLINE_TRANSFORMER = "sklearn.preprocessing._polynomial.SplineTransformer"
+LOCALLY_LINEAR_EMBEDDING = "sklearn.manifold._locally_linear.LocallyLinearEmbedding"
+COUNT_SKETCH = "sklearn.kernel_approximation.PolynomialCountSketch"
+
+
+def spline_state(obj: Any, state: Any) -> None:
+    """``transform`` allocates ``n_features_out_`` columns a sample (and one a feature more
+    without the bias), then writes ``n_splines`` of them a feature, ``n_splines`` the
+    columns of ``bsplines_[0].c``: fit sets the count from those (``2**40``: MemoryError)."""
+    if not _fitted(state, "bsplines_"):
+        return
+    n = _n_features(state)
+    splines = _sequence("bsplines_", state["bsplines_"])
+    if len(splines) != n:
+        raise ValueError(f"bsplines_ holds {len(splines)} splines but n_features_in_ = {n}")
+    coef = getattr(splines[0], "c", None)
+    if type(coef) is not np.ndarray or coef.ndim != 2:
+        raise TypeError("bsplines_[0].c must be a 2-D array")
+    bias = boolean("include_bias", state.get("include_bias"))
+    columns = n * (coef.shape[1] - 1 + bias)
+    declared = integer("n_features_out_", state.get("n_features_out_"), 0)
+    if declared != columns:
+        raise ValueError(
+            f"n_features_out_ = {declared} but {n} features of {coef.shape[1]} splines "
+            f"{'with' if bias else 'without'} the bias give {columns} columns"
+        )
+
+
+def locally_linear_state(obj: Any, state: Any) -> None:
+    """``transform`` allocates ``n_components`` columns a sample, then fills each row from
+    rows of ``embedding_``, whose columns fit made that many (``2**40``: MemoryError)."""
+    if not _fitted(state, "embedding_"):
+        return
+    embedding = state["embedding_"]
+    if type(embedding) is not np.ndarray or embedding.ndim != 2:
+        raise TypeError("embedding_ must be a 2-D array")
+    count = integer("n_components", state.get("n_components"), 1)
+    if count != embedding.shape[1]:
+        raise ValueError(f"n_components = {count} but embedding_ has {embedding.shape[1]} columns")
+
+
+def count_sketch_state(obj: Any, state: Any) -> None:
+    """``transform`` allocates ``degree`` sketches a sample, then fills sketch ``d`` from
+    row ``d`` of ``indexHash_`` and ``bitHash_``, which fit draws ``degree`` rows of
+    (``degree = 2**40``: MemoryError). ``n_components``, the sketches' width, is a
+    hyperparameter the arrays only bound (docs/handlers/sklearn.md §5)."""
+    if not _fitted(state, "indexHash_"):
+        return
+    degree = integer("degree", state.get("degree"), 1)
+    shapes = []
+    for name in ("indexHash_", "bitHash_"):
+        x = state.get(name)
+        if type(x) is not np.ndarray or x.ndim != 2:
+            raise TypeError(f"{name} must be a 2-D array")
+        if x.shape[0] != degree:
+            raise ValueError(f"degree = {degree} but {name} has {x.shape[0]} rows")
+        shapes.append(x.shape)
+    if shapes[0] != shapes[1]:
+        raise ValueError(f"indexHash_ has shape {shapes[0]} but bitHash_ {shapes[1]}")
 
 
 # -- polynomial features ----------------------------------------------------------------------
