@@ -473,7 +473,8 @@ def iteration_state(obj: Any, state: Any) -> None:
     """``NMF`` (``max_iter``), ``MiniBatchNMF`` (``_transform_max_iter``), the dictionary
     learners (``transform_max_iter``) and ``LatentDirichletAllocation``
     (``max_doc_update_iter``) iterate their solver in ``transform`` up to a count: at most
-    :data:`MAX_ITERATIONS` (a file's ``2**62`` with ``tol = 0`` never returns)."""
+    :data:`MAX_ITERATIONS` (a file's ``2**62`` with ``tol = 0`` never returns). The NMFs'
+    ``_n_components`` is the rows of ``components_``."""
     if type(state) is not dict:
         return
     for name in _ITERATION_COUNTS:
