@@ -1722,7 +1722,7 @@ def _output_count_cases() -> dict[str, Case]:
             "locally_linear",
             lambda s: s.put(("state", "embedding_"), np.zeros(150)),
             lle,
-            "embedding_ must be a 2-D array",
+            "embedding_ must have 2 dimension(s), has shape (150,)",
         ),
         "count sketch degree far over its hashes'": (
             "count_sketch",

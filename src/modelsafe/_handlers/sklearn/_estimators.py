@@ -484,15 +484,9 @@ def iteration_state(obj: Any, state: Any) -> None:
     # multiplies them with components_, whose rows fit made that many (2**40: MemoryError).
     if "_n_components" in state and "components_" in state:
         count = integer("_n_components", state["_n_components"], 1)
-        rows = _rows("components_", state["components_"])
+        rows = len(array("components_", state["components_"], kind="f", ndim=2))
         if count != rows:
             raise ValueError(f"_n_components = {count} but components_ has {rows} rows")
-
-
-def _rows(name: str, x: Any) -> int:
-    if type(x) is not np.ndarray or x.ndim != 2:
-        raise TypeError(f"{name} must be a 2-D array")
-    return int(x.shape[0])
 
 
 # -- counts that size an output, which fit takes from the model's own arrays -------------------
@@ -512,9 +506,7 @@ def spline_state(obj: Any, state: Any) -> None:
     splines = _sequence("bsplines_", state["bsplines_"])
     if len(splines) != n:
         raise ValueError(f"bsplines_ holds {len(splines)} splines but n_features_in_ = {n}")
-    coef = getattr(splines[0], "c", None)
-    if type(coef) is not np.ndarray or coef.ndim != 2:
-        raise TypeError("bsplines_[0].c must be a 2-D array")
+    coef = array("bsplines_[0].c", getattr(splines[0], "c", None), kind="f", ndim=2)
     bias = boolean("include_bias", state.get("include_bias"))
     columns = n * (coef.shape[1] - 1 + bias)
     declared = integer("n_features_out_", state.get("n_features_out_"), 0)
@@ -530,9 +522,7 @@ def locally_linear_state(obj: Any, state: Any) -> None:
     rows of ``embedding_``, whose columns fit made that many (``2**40``: MemoryError)."""
     if not _fitted(state, "embedding_"):
         return
-    embedding = state["embedding_"]
-    if type(embedding) is not np.ndarray or embedding.ndim != 2:
-        raise TypeError("embedding_ must be a 2-D array")
+    embedding = array("embedding_", state["embedding_"], kind="f", ndim=2)
     count = integer("n_components", state.get("n_components"), 1)
     if count != embedding.shape[1]:
         raise ValueError(f"n_components = {count} but embedding_ has {embedding.shape[1]} columns")
@@ -547,10 +537,8 @@ def count_sketch_state(obj: Any, state: Any) -> None:
         return
     degree = integer("degree", state.get("degree"), 1)
     shapes = []
-    for name in ("indexHash_", "bitHash_"):
-        x = state.get(name)
-        if type(x) is not np.ndarray or x.ndim != 2:
-            raise TypeError(f"{name} must be a 2-D array")
+    for name, kind in (("indexHash_", "iu"), ("bitHash_", "iuf")):  # bitHash_: +-1
+        x = array(name, state.get(name), kind=kind, ndim=2)
         if x.shape[0] != degree:
             raise ValueError(f"degree = {degree} but {name} has {x.shape[0]} rows")
         shapes.append(x.shape)
