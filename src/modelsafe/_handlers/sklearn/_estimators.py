@@ -115,6 +115,11 @@ def _same_width(where: str, tree: Any, n_features: int) -> None:
         )
 
 
+def _same_outputs(where: str, tree: Any, n_outputs: int | None) -> None:
+    if n_outputs is not None and tree.n_outputs != n_outputs:
+        raise ValueError(f"n_outputs_ = {n_outputs} but {where} has {tree.n_outputs}")
+
+
 def tree_estimator_state(obj: Any, state: Any) -> None:
     """``tree_`` walks inputs of ``n_features_in_`` columns."""
     if not _fitted(state, "tree_"):
@@ -125,8 +130,8 @@ def tree_estimator_state(obj: Any, state: Any) -> None:
     if type(tree) is not Tree:
         raise TypeError("tree_ is not a sklearn.tree._tree.Tree")
     _same_width("tree_", tree, _n_features(state))
-    if "n_outputs_" in state and integer("n_outputs_", state["n_outputs_"]) != tree.n_outputs:
-        raise ValueError(f"n_outputs_ = {state['n_outputs_']} but tree_ has {tree.n_outputs}")
+    if "n_outputs_" in state:
+        _same_outputs("tree_", tree, integer("n_outputs_", state["n_outputs_"]))
 
 
 def forest_state(obj: Any, state: Any) -> None:
@@ -140,10 +145,7 @@ def forest_state(obj: Any, state: Any) -> None:
     for i, est in enumerate(_sequence("estimators_", state["estimators_"])):
         tree = _tree_of(f"estimators_[{i}]", est)
         _same_width(f"estimators_[{i}].tree_", tree, n_features)
-        if n_outputs is not None and tree.n_outputs != n_outputs:
-            raise ValueError(
-                f"n_outputs_ = {n_outputs} but estimators_[{i}].tree_ has {tree.n_outputs}"
-            )
+        _same_outputs(f"estimators_[{i}].tree_", tree, n_outputs)
     _class_counts(state)
 
 
