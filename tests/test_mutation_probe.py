@@ -31,6 +31,7 @@ import resource
 import signal
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -54,10 +55,18 @@ WORDS = [(4, v) for v in (0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 1000)] + [
 ]
 
 
+def _diabetes() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """3 diabetes features and a fourth, categorical one (0, 1 or 2), and the target."""
+    from sklearn.datasets import load_diabetes
+
+    xd, yd = load_diabetes(return_X_y=True)
+    return np.c_[xd[:, :3], (xd[:, 3] > 0).astype(float) + (xd[:, 4] > 0)], yd
+
+
 def _objects() -> dict[str, Any]:
     import pandas as pd
     import scipy.sparse as sp
-    from sklearn.datasets import load_diabetes, load_iris
+    from sklearn.datasets import load_iris
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.neighbors import BallTree, KDTree
 
@@ -102,8 +111,7 @@ def _objects() -> dict[str, Any]:
     out["multiindex"] = pd.MultiIndex.from_arrays([["a", "a", "b"], [1, 2, 1]], names=["k", "v"])
     x, y = load_iris(return_X_y=True)
     out["hgb_classifier"] = HistGradientBoostingClassifier(max_iter=3, random_state=0).fit(x, y)
-    xd, yd = load_diabetes(return_X_y=True)
-    xc = np.c_[xd[:, :3], (xd[:, 3] > 0).astype(float) + (xd[:, 4] > 0)]
+    xc, yd = _diabetes()
     out["hgb_regressor_categorical"] = HistGradientBoostingRegressor(
         max_iter=3, categorical_features=[3], random_state=0
     ).fit(xc, yd)
@@ -118,7 +126,7 @@ def _uses(o: Any) -> list[Callable[[], Any]]:
 
     import pandas as pd
     import scipy.sparse as sp
-    from sklearn.datasets import load_diabetes, load_iris
+    from sklearn.datasets import load_iris
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.neighbors import BallTree, KDTree
 
@@ -142,12 +150,11 @@ def _uses(o: Any) -> list[Callable[[], Any]]:
     elif sp.issparse(o):
         uses += [lambda: o.nnz, o.copy, o.count_nonzero]
         if max(o.shape, default=0) < HUGE:  # bsr and lil transpose through a new indptr
-            uses += [o.sum, o.transpose, o.tocoo]
-            uses += [o.toarray] if o.ndim != 2 else [o.tocsr, o.tocsc, o.todok]
+            uses += [o.sum, o.transpose, o.tocoo, o.toarray]
         if o.ndim == 2 and max(o.shape) < HUGE:
             csr = o.tocsr
             uses += [
-                o.tolil, o.tobsr, o.todia, o.diagonal, o.toarray,
+                o.tocsr, o.tocsc, o.todok, o.tolil, o.tobsr, o.todia, o.diagonal,
                 lambda: o @ np.ones(o.shape[1]), lambda: np.ones(o.shape[0]) @ o,
                 lambda: o.sum(axis=1), lambda: csr().max(), lambda: csr()[0, 0],
                 lambda: csr()[[0]], lambda: o.tocsc()[:, [0]], lambda: (o @ o.T).toarray(),
@@ -157,8 +164,7 @@ def _uses(o: Any) -> list[Callable[[], Any]]:
         x, _ = load_iris(return_X_y=True)
         uses += [lambda: o.predict_proba(x), lambda: list(o.staged_predict(x))]
     elif isinstance(o, HistGradientBoostingRegressor):
-        xd, _ = load_diabetes(return_X_y=True)
-        xc = np.c_[xd[:, :3], (xd[:, 3] > 0).astype(float) + (xd[:, 4] > 0)]
+        xc, _ = _diabetes()
         uses += [lambda: o.predict(xc), lambda: list(o.staged_predict(xc))]
     elif isinstance(o, KDTree | BallTree):
         x, _ = load_iris(return_X_y=True)
@@ -346,20 +352,20 @@ def test_mutated_values_never_crash_hang_or_exhaust_memory(tmp_path: Any) -> Non
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((tmp_path / "results.json").read_text())
-    outcomes: dict[str, int] = {}
+    outcomes: Counter[str] = Counter()
     bad: list[str] = []
     for name, _, what, outcome in report["results"]:
         if what == "nothing":
             want = report["expected"][name]
             assert outcome == want, f"{name}: the unmodified file gave {outcome!r}, not {want!r}"
             continue
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        outcomes[outcome] += 1
         if outcome not in ("refused", "used", "raised"):
             bad.append(f"{name}: {what}: {outcome}")
     print(f"\nmutation probe outcomes: {json.dumps(outcomes, sort_keys=True)}", file=sys.stderr)
     assert not bad, f"{len(bad)} of {sum(outcomes.values())} files:\n" + "\n".join(bad[:40])
     # The probe reaches both sides: files refused at load, and files loaded and used.
-    assert outcomes.get("refused", 0) > 1000 and outcomes.get("used", 0) > 1000, outcomes
+    assert outcomes["refused"] > 1000 and outcomes["used"] > 1000, outcomes
 
 
 if __name__ == "__main__":
