@@ -13,13 +13,20 @@ pandas refusing a value). Never a signal, a hang or a ``MemoryError``.
 
 The objects are those whose state reaches compiled code or large allocations from
 values in the file: scipy.sparse in every format, pandas frames, series and indexes
-with extension dtypes, histogram-GBM predictors, KD and ball trees. A conversion whose
-output is as large as a dimension (``tocsc`` allocates one entry per column) is skipped
-for dimensions of 10 million or more: a matrix that large is valid, and allocating for
-it is scipy's behaviour for an honest file too.
+with extension dtypes, histogram-GBM predictors, KD and ball trees; and 55 fitted
+scikit-learn estimators (trees and forests, boosting, SVMs on dense and sparse input,
+linear models, neighbors, naive Bayes, clustering, mixtures, scalers on sparse input,
+encoders, decompositions, text vectorizers, ...), each then asked for every method it
+has among predict, predict_proba, predict_log_proba, decision_function, transform,
+inverse_transform, score_samples, apply, decision_path, kneighbors and
+staged_predict, on data that suits it. A conversion whose output is as large as a
+dimension (``tocsc`` allocates one entry per column) is skipped for dimensions of 10
+million or more: a matrix that large is valid, and allocating for it is scipy's
+behaviour for an honest file too.
 
-The probe is slow (5,629 files, about 2 minutes on 2 cores): ``make test-all``. The
-test that the probe reports each failure it looks for runs with ``make test``.
+The probe is slow (24,370 files, about 2 minutes on 2 cores, a child per core):
+``make test-all``. The test that the probe reports each failure it looks for runs
+with ``make test``.
 """
 
 from __future__ import annotations
@@ -120,8 +127,150 @@ def _objects() -> dict[str, Any]:
     return out
 
 
-def _uses(o: Any) -> list[Callable[[], Any]]:
-    """What a user does with a loaded object of each kind."""
+def _estimators() -> dict[str, tuple[Any, Any]]:
+    """Fitted estimators whose state reaches compiled code at predict time, each with the
+    data its methods are called on: name -> (estimator, X)."""
+    import scipy.sparse as sp
+    from sklearn import (
+        cluster,
+        covariance,
+        cross_decomposition,
+        decomposition,
+        discriminant_analysis,
+        ensemble,
+        feature_extraction,
+        feature_selection,
+        gaussian_process,
+        impute,
+        isotonic,
+        kernel_approximation,
+        kernel_ridge,
+        linear_model,
+        mixture,
+        naive_bayes,
+        neighbors,
+        neural_network,
+        preprocessing,
+        svm,
+        tree,
+    )  # fmt: skip
+    from sklearn.datasets import load_diabetes, load_iris
+
+    x, y = load_iris(return_X_y=True)
+    xd, yd = load_diabetes(return_X_y=True)
+    xd = xd[:, :4]
+    xs = sp.csr_matrix(np.where(x > 3, x, 0))  # sparse input: the compiled sparse paths
+    xi = x.astype(int) % 3  # categories
+    docs = ["the cat sat", "a dog ran far", "the dog sat down", "cats and dogs", "far cat"] * 4
+
+    def clf(e: Any, xx: Any = x) -> tuple[Any, Any]:
+        return e.fit(xx, y), xx
+
+    def reg(e: Any) -> tuple[Any, Any]:
+        return e.fit(xd, yd), xd
+
+    def unsup(e: Any, xx: Any = x) -> tuple[Any, Any]:
+        return e.fit(xx), xx
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # capped iterations on small data
+        return {
+            "tree_clf": clf(tree.DecisionTreeClassifier(max_depth=4, random_state=0)),
+            "extra_tree_clf": clf(tree.ExtraTreeClassifier(max_depth=4, random_state=0)),
+            "forest_clf": clf(
+                ensemble.RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0)
+            ),
+            "extra_trees_reg": reg(
+                ensemble.ExtraTreesRegressor(n_estimators=3, max_depth=3, random_state=0)
+            ),
+            "gb_clf": clf(
+                ensemble.GradientBoostingClassifier(n_estimators=3, max_depth=2, random_state=0)
+            ),
+            "gb_reg": reg(
+                ensemble.GradientBoostingRegressor(n_estimators=3, max_depth=2, random_state=0)
+            ),
+            "ada_clf": clf(ensemble.AdaBoostClassifier(n_estimators=3, random_state=0)),
+            "iforest": unsup(ensemble.IsolationForest(n_estimators=3, random_state=0)),
+            "svc": clf(svm.SVC(probability=True, random_state=0)),
+            "nusvc": clf(svm.NuSVC(random_state=0)),
+            "svr": reg(svm.SVR()),
+            "svc_sparse": clf(svm.SVC(kernel="linear"), xs),
+            "ocsvm": unsup(svm.OneClassSVM()),
+            "linear_svc": clf(svm.LinearSVC(random_state=0)),
+            "logreg": clf(linear_model.LogisticRegression(max_iter=200)),
+            "sgd": clf(linear_model.SGDClassifier(random_state=0)),
+            "ridge_clf": clf(linear_model.RidgeClassifier()),
+            "lasso": reg(linear_model.Lasso(alpha=0.1)),
+            "huber": reg(linear_model.HuberRegressor()),
+            "knn_kd": clf(neighbors.KNeighborsClassifier(algorithm="kd_tree", leaf_size=5)),
+            "knn_ball_reg": reg(neighbors.KNeighborsRegressor(algorithm="ball_tree", leaf_size=5)),
+            "knn_brute": clf(neighbors.KNeighborsClassifier(algorithm="brute")),
+            "radius_clf": clf(neighbors.RadiusNeighborsClassifier(radius=3.0, leaf_size=5)),
+            "nearest_centroid": clf(neighbors.NearestCentroid()),
+            "lof": unsup(neighbors.LocalOutlierFactor(novelty=True, n_neighbors=5)),
+            "gnb": clf(naive_bayes.GaussianNB()),
+            "mnb": clf(naive_bayes.MultinomialNB()),
+            "cnb": clf(naive_bayes.CategoricalNB(), xi),
+            "lda": clf(discriminant_analysis.LinearDiscriminantAnalysis()),
+            "qda": clf(discriminant_analysis.QuadraticDiscriminantAnalysis()),
+            "mlp": clf(
+                neural_network.MLPClassifier(hidden_layer_sizes=(5,), max_iter=30, random_state=0)
+            ),
+            "kmeans": unsup(cluster.KMeans(n_clusters=3, n_init=1, random_state=0)),
+            "birch": unsup(cluster.Birch(n_clusters=3)),
+            "gmm": unsup(mixture.GaussianMixture(n_components=2, random_state=0)),
+            "envelope": unsup(covariance.EllipticEnvelope(random_state=0)),
+            "scaler_sparse": unsup(preprocessing.StandardScaler(with_mean=False), xs),
+            "maxabs_sparse": unsup(preprocessing.MaxAbsScaler(), xs),
+            "onehot": unsup(preprocessing.OneHotEncoder(handle_unknown="ignore"), xi),
+            "ordinal": unsup(preprocessing.OrdinalEncoder(), xi),
+            "kbins": unsup(
+                preprocessing.KBinsDiscretizer(n_bins=3, quantile_method="averaged_inverted_cdf")
+            ),
+            "poly_sparse": unsup(preprocessing.PolynomialFeatures(2), xs),
+            "spline": unsup(preprocessing.SplineTransformer(n_knots=4)),
+            "quantile": unsup(preprocessing.QuantileTransformer(n_quantiles=20)),
+            "pca": unsup(decomposition.PCA(2)),
+            "nmf": unsup(decomposition.NMF(2, max_iter=50, random_state=0)),
+            "nystroem": unsup(kernel_approximation.Nystroem(n_components=10, random_state=0)),
+            "knn_imputer": unsup(impute.KNNImputer()),
+            "select_kbest": clf(feature_selection.SelectKBest(k=2)),
+            "isotonic": (isotonic.IsotonicRegression().fit(xd[:, 0], yd), xd[:, 0]),
+            "kernel_ridge": reg(kernel_ridge.KernelRidge(kernel="rbf")),
+            "pls": reg(cross_decomposition.PLSRegression(2)),
+            "gpr": reg(gaussian_process.GaussianProcessRegressor()),
+            "tfidf": (feature_extraction.text.TfidfVectorizer().fit(docs), docs),
+            "hashing": (feature_extraction.text.HashingVectorizer(n_features=32).fit(docs), docs),
+            "label_encoder": (preprocessing.LabelEncoder().fit(y), y),
+        }
+
+
+METHODS = (
+    "predict", "predict_proba", "predict_log_proba", "decision_function", "transform",
+    "score_samples", "apply", "decision_path", "kneighbors", "staged_predict",
+)  # fmt: skip
+
+
+def _estimator_uses(o: Any, x: Any) -> list[Callable[[], Any]]:
+    """Every method of ``METHODS`` the estimator has, on ``x``; ``inverse_transform`` of
+    its transform; staged predictions drawn to the end."""
+    uses: list[Callable[[], Any]] = []
+    for name in METHODS:
+        method = getattr(o, name, None)
+        if method is None:
+            continue
+        if name == "staged_predict":
+            uses.append(lambda method=method: list(method(x)))
+        else:
+            uses.append(lambda method=method: method(x))
+    inverse, forward = getattr(o, "inverse_transform", None), getattr(o, "transform", None)
+    if inverse is not None and forward is not None:
+        uses.append(lambda: inverse(forward(x)))
+    return uses
+
+
+def _uses(o: Any, x: Any = None) -> list[Callable[[], Any]]:
+    """What a user does with a loaded object of each kind (an estimator: with ``x``)."""
     import pickle
 
     import pandas as pd
@@ -131,7 +280,9 @@ def _uses(o: Any) -> list[Callable[[], Any]]:
     from sklearn.neighbors import BallTree, KDTree
 
     uses: list[Callable[[], Any]] = [lambda: repr(o), lambda: pickle.loads(pickle.dumps(o))]
-    if isinstance(o, pd.DataFrame | pd.Series):
+    if x is not None:
+        uses += _estimator_uses(o, x)
+    elif isinstance(o, pd.DataFrame | pd.Series):
         uses += [
             o.to_numpy, lambda: o.copy(deep=True), lambda: o.memory_usage(deep=True),
             o.sort_index, lambda: o.isna().sum(), lambda: o.iloc[::-1].to_numpy(),
@@ -225,7 +376,7 @@ def _mutations(blob: bytes) -> Iterator[tuple[str, bytes]]:
                 )
 
 
-def _child(path: str, out: int) -> None:
+def _child(path: str, out: int, x: Any) -> None:
     """Load and use one file; write the outcome to ``out``; never return."""
     code = "NOOUTPUT"
     faulthandler.disable()  # pytest's, inherited: a crash is reported by the parent
@@ -240,7 +391,7 @@ def _child(path: str, out: int) -> None:
             code = "refused"
         else:
             code = "used"
-            for use in _uses(obj):
+            for use in _uses(obj, x):
                 try:
                     use()
                 except MemoryError:
@@ -256,28 +407,58 @@ def _child(path: str, out: int) -> None:
         os._exit(0)
 
 
-def _run(path: str) -> str:
+def _start(path: str, x: Any = None) -> tuple[int, int]:
+    """Fork a child loading and using ``path``: its pid and the pipe it reports on."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         os.close(r)
-        _child(path, w)
+        _child(path, w, x)
     os.close(w)
+    return pid, r
+
+
+def _outcome(r: int, status: int) -> str:
+    """The outcome of a child that has ended with ``status``, from its pipe ``r`` (the
+    child writes at most a few hundred bytes, which the pipe holds until read)."""
     chunks = []
     while chunk := os.read(r, 4096):
         chunks.append(chunk)
     os.close(r)
-    _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         return "hang (alarm)" if sig == signal.SIGALRM else f"killed by {signal.Signals(sig).name}"
     return b"".join(chunks).decode() or f"no outcome (exit {os.WEXITSTATUS(status)})"
 
 
-def _all_work(obj: Any) -> bool:
+def _run(path: str, x: Any = None) -> str:
+    pid, r = _start(path, x)
+    _, status = os.waitpid(pid, 0)
+    return _outcome(r, status)
+
+
+def _run_all(jobs: list[tuple[str, Any]], at_once: int) -> list[str]:
+    """The outcome of each ``(path, x)``, with up to ``at_once`` children at a time."""
+    results = [""] * len(jobs)
+    running: dict[int, tuple[int, int]] = {}  # pid -> (job, pipe)
+    for k, (path, x) in enumerate(jobs):
+        if len(running) >= at_once:
+            pid, status = os.wait()
+            job, r = running.pop(pid)
+            results[job] = _outcome(r, status)
+        pid, r = _start(path, x)
+        running[pid] = (k, r)
+    while running:
+        pid, status = os.wait()
+        job, r = running.pop(pid)
+        results[job] = _outcome(r, status)
+    return results
+
+
+def _all_work(obj: Any, x: Any) -> bool:
     """Whether every use works on the object itself (before saving)."""
     try:
-        for use in _uses(obj):
+        for use in _uses(obj, x):
             use()
     except Exception:
         return False
@@ -299,11 +480,17 @@ def _drive(directory: str) -> None:
     warnings.simplefilter("ignore")
     root = os.path.abspath(directory)
     with open(os.path.join(root, "originals.pkl"), "rb") as fh:
-        originals = pickle.load(fh)
-    expected = {name: "used" if _all_work(obj) else "raised" for name, obj in originals.items()}
+        originals = pickle.load(fh)  # (object, x): unpickling imports their modules once
+    expected = {
+        name: "used" if _all_work(obj, x) else "raised" for name, (obj, x) in originals.items()
+    }
+    for name in originals:  # modelsafe's handler modules, imported once here too
+        modelsafe.load(os.path.join(root, f"{name}.msafe"))
     with open(os.path.join(root, "manifest.json")) as fh:
         manifest = json.load(fh)
-    results = [[*entry, _run(os.path.join(root, entry[1]))] for entry in manifest]
+    jobs = [(os.path.join(root, entry[1]), originals[entry[0]][1]) for entry in manifest]
+    outcomes = _run_all(jobs, os.cpu_count() or 1)
+    results = [[*entry, outcome] for entry, outcome in zip(manifest, outcomes, strict=True)]
     with open(os.path.join(root, "results.json"), "w") as fh:
         json.dump({"expected": expected, "results": results}, fh)
 
@@ -333,9 +520,10 @@ def test_mutated_values_never_crash_hang_or_exhaust_memory(tmp_path: Any) -> Non
     import pickle
     import subprocess
 
-    objects = _objects()
+    objects: dict[str, tuple[Any, Any]] = {name: (o, None) for name, o in _objects().items()}
+    objects.update(_estimators())
     manifest: list[tuple[str, str, str]] = []  # (object, file, what was changed)
-    for name, obj in objects.items():
+    for name, (obj, _) in objects.items():
         blob = modelsafe.dumps(obj)
         (tmp_path / f"{name}.msafe").write_bytes(blob)
         manifest.append((name, f"{name}.msafe", "nothing"))

@@ -1370,6 +1370,20 @@ def _neighbors_cases() -> dict[str, Case]:
             "sklearn.neighbors._classification.KNeighborsClassifier",
             "_fit_X has 4 columns but n_features_in_ = 2",
         ),
+        # predict queries the tree for n_neighbors unchecked: for 0, the heap's compiled
+        # push writes entry 0 of empty rows (found by tests/test_mutation_probe.py).
+        "neighbors classifier looking for no neighbors": (
+            "kneighbors_ball_tree",
+            lambda s: s.set(("state", "n_neighbors"), 0),
+            "sklearn.neighbors._classification.KNeighborsClassifier",
+            "n_neighbors = 0 is outside [1, inf]",
+        ),
+        "neighbors classifier looking for a fraction of a neighbor": (
+            "kneighbors_ball_tree",
+            lambda s: s.set(("state", "n_neighbors"), 2.5),
+            "sklearn.neighbors._classification.KNeighborsClassifier",
+            "n_neighbors must be an integer, not float",
+        ),
     }
 
 

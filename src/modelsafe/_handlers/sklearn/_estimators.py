@@ -277,7 +277,12 @@ def _init_width(init: Any, k: int, loss: Any) -> None:
 def neighbors_state(obj: Any, state: Any) -> None:
     """The brute-force search reads ``_fit_X`` rows with the width of the query; graphs
     and ``Isomap.transform`` allocate ``n_samples_fit_`` columns a query, which ``fit``
-    sets to the rows of ``_fit_X``."""
+    sets to the rows of ``_fit_X``. ``predict`` and ``kneighbors()`` pass
+    ``n_neighbors`` to the tree's query unchecked (only an argument is checked), and a
+    query for 0 neighbors has compiled code read and write entry 0 of rows that have no
+    entries."""
+    if state.get("n_neighbors") is not None:
+        integer("n_neighbors", state["n_neighbors"], 1)
     if not _fitted(state, "_fit_X") or state["_fit_X"] is None:
         return
     shape = getattr(state["_fit_X"], "shape", None)
