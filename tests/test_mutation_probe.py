@@ -15,17 +15,18 @@ Never a signal, a hang or a ``MemoryError``.
 The objects are those whose state reaches compiled code or large allocations from
 values in the file: scipy.sparse in every format, pandas frames, series and indexes
 with extension dtypes, histogram-GBM predictors, KD and ball trees; and 55 fitted
-scikit-learn estimators (trees and forests, boosting, SVMs on dense and sparse input,
-linear models, neighbors, naive Bayes, clustering, mixtures, scalers on sparse input,
-encoders, decompositions, text vectorizers, ...), each then asked for every method it
-has among predict, predict_proba, predict_log_proba, decision_function, transform,
-inverse_transform, score_samples, apply, decision_path, kneighbors and
-staged_predict, on data that suits it. A conversion whose output is as large as a
-dimension (``tocsc`` allocates one entry per column) is skipped for dimensions of 10
-million or more: a matrix that large is valid, and allocating for it is scipy's
-behaviour for an honest file too.
+scikit-learn estimators (trees and forests, boosting, SVMs on dense and sparse
+input, linear models, neighbors, naive Bayes, clustering, mixtures, scalers on
+sparse input, encoders, decompositions, text vectorizers, ...) and XGBoost's and
+LightGBM's classifiers (the model bytes and the parameters beside them), each then
+asked for every method it has among predict, predict_proba, predict_log_proba,
+decision_function, transform, inverse_transform, score_samples, apply,
+decision_path, kneighbors and staged_predict, on data that suits it. A conversion
+whose output is as large as a dimension (``tocsc`` allocates one entry per column)
+is skipped for dimensions of 10 million or more: a matrix that large is valid, and
+allocating for it is scipy's behaviour for an honest file too.
 
-The probe is slow (25,839 files, about 2 minutes on 2 cores, a child per core):
+The probe is slow (26,547 files, about 2.5 minutes on 2 cores, a child per core):
 ``make test-all``. The test that the probe reports each failure it looks for runs
 with ``make test``.
 """
@@ -136,7 +137,9 @@ def _objects() -> dict[str, Any]:
 def _estimators() -> dict[str, tuple[Any, Any]]:
     """Fitted estimators whose state reaches compiled code at predict time, each with the
     data its methods are called on: name -> (estimator, X)."""
+    import lightgbm
     import scipy.sparse as sp
+    import xgboost
     from sklearn import (
         cluster,
         covariance,
@@ -248,6 +251,10 @@ def _estimators() -> dict[str, tuple[Any, Any]]:
             "tfidf": (feature_extraction.text.TfidfVectorizer().fit(docs), docs),
             "hashing": (feature_extraction.text.HashingVectorizer(n_features=32).fit(docs), docs),
             "label_encoder": (preprocessing.LabelEncoder().fit(y), y),
+            "xgb_clf": clf(xgboost.XGBClassifier(n_estimators=3, max_depth=2, n_jobs=1)),
+            "lgbm_clf": clf(
+                lightgbm.LGBMClassifier(n_estimators=3, num_leaves=4, n_jobs=1, verbose=-1)
+            ),
         }
 
 
