@@ -484,17 +484,22 @@ def _run_all(jobs: list[tuple[str, Any]], at_once: int) -> list[str]:
     """The outcome of each ``(path, x)``, with up to ``at_once`` children at a time."""
     results = [""] * len(jobs)
     running: dict[int, tuple[int, int]] = {}  # pid -> (job, pipe)
+
+    def reap() -> None:  # one of ours: a library's own child may end meanwhile
+        while True:
+            pid, status = os.wait()
+            if pid in running:
+                job, r = running.pop(pid)
+                results[job] = _outcome(r, status)
+                return
+
     for k, (path, x) in enumerate(jobs):
         if len(running) >= at_once:
-            pid, status = os.wait()
-            job, r = running.pop(pid)
-            results[job] = _outcome(r, status)
+            reap()
         pid, r = _start(path, x)
         running[pid] = (k, r)
     while running:
-        pid, status = os.wait()
-        job, r = running.pop(pid)
-        results[job] = _outcome(r, status)
+        reap()
     return results
 
 
@@ -556,6 +561,20 @@ def test_the_probe_reports_what_it_must_catch(
     monkeypatch.setattr(modelsafe, "load", load)
     monkeypatch.setattr(sys.modules[__name__], "ALARM_S", 1)
     assert _run("unused.msafe") == outcome
+
+
+def test_the_probe_keeps_each_outcome_with_its_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Children run side by side and end in any order; each outcome is its own file's."""
+    ends = {
+        "hang.msafe": lambda: __import__("time").sleep(30),
+        "signal.msafe": lambda: os.kill(os.getpid(), signal.SIGSEGV),
+        "memory.msafe": lambda: bytearray(AS_LIMIT),
+        "refused.msafe": lambda: modelsafe.loads(b"not a container"),
+    }
+    monkeypatch.setattr(modelsafe, "load", lambda path: ends[path]())
+    monkeypatch.setattr(sys.modules[__name__], "ALARM_S", 1)
+    jobs = [(path, None) for path in ends]
+    assert _run_all(jobs, 2) == ["hang (alarm)", "killed by SIGSEGV", "MemoryError", "refused"]
 
 
 @pytest.mark.slow
