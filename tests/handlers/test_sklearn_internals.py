@@ -3633,7 +3633,7 @@ def _forests() -> dict[str, tuple[Callable[[], Any], np.ndarray[Any, Any]]]:
             ).fit(DATA["iris"], DATA["y_iris"]),
             DATA["iris"],
         ),
-        # More records than one batch of _store_depths.
+        # More records than one batch of _forest_records (and of the reader's checks).
         "batches": (
             lambda: en.ExtraTreesRegressor(n_estimators=8, random_state=0).fit(
                 wide, np.arange(12_000.0)

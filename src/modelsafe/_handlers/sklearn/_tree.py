@@ -220,11 +220,7 @@ def merge_trees(e: Any, column: list[Any]) -> dict[str, Any] | None:
             return None
     parts = [e.take_later(node) for node in column]
     sizes = [len(part["nodes"][0]) for part in parts]
-    raw = np.concatenate(
-        [part["nodes"][0].view(np.uint8).reshape(-1, LAYOUT.itemsize) for part in parts]
-    )
-    raw[:, _PADDING] = 0
-    _store_depths(raw, np.array(sizes, dtype=np.intp), [part["nodes"][1] for part in parts])
+    raw = _forest_records([part["nodes"] for part in parts], np.array(sizes, dtype=np.intp))
     values = np.concatenate([part["values"] for part in parts])
     node = {
         "$": TREES,
@@ -246,17 +242,30 @@ _DEPTH = slice(57, 59)
 _DEPTH_MAX = 0xFFFF
 
 
-def _store_depths(raw: np.ndarray[Any, Any], sizes: np.ndarray[Any, Any], trees: list[Any]) -> None:
-    """Write each node's depth into its record: ``Tree.compute_node_depths`` of ``trees``
-    (a loop in C, 4x faster than ``_depths``), called once the records, the trees' own
-    nodes, are shown to link as trees, so that its unchecked indexing stays in bounds."""
-    for i, j, start, end in whole_batches(sizes, _BATCH):  # bounded scratch memory
+# Records a batch when saving (512 KiB): copied, zeroed, checked and given their depths
+# while they are in the core's cache, rather than in four passes over the whole forest
+# (rf300's 53 MB of records: the whole encode in 44-45 ms instead of 47-48).
+_SAVE_BATCH = 1 << 13
+
+
+def _forest_records(held: list[tuple[np.ndarray[Any, Any], Any]], sizes: Any) -> Any:
+    """The records of trees ``held`` (``(LAYOUT records, Tree)`` pairs, of ``sizes``
+    nodes), one tree after the other as uint8 rows, padding zeroed and each node's depth
+    stored. The depths are ``Tree.compute_node_depths`` (a loop in C, 4x faster than
+    ``_depths``), called once the records, the trees' own nodes, are shown to link as
+    trees, so that its unchecked indexing stays in bounds."""
+    raw = np.empty((int(sizes.sum()), LAYOUT.itemsize), dtype=np.uint8)
+    for i, j, start, end in whole_batches(sizes, _SAVE_BATCH):
         part = raw[start:end]
+        rows = [nodes.view(np.uint8).reshape(-1, LAYOUT.itemsize) for nodes, _ in held[i:j]]
+        np.concatenate(rows, out=part)
+        part[:, _PADDING] = 0  # scikit-learn leaves them uninitialised
         if _forest_shape(part, sizes[i:j]) is None:  # pragma: no cover - scikit-learn's trees
             raise ValueError("a tree to save does not form a tree")
-        depth = np.concatenate([tree.compute_node_depths() for tree in trees[i:j]])
+        depth = np.concatenate([tree.compute_node_depths() for _, tree in held[i:j]])
         # Its root is at depth 1; the records' two depth bytes are an unaligned uint16.
         np.subtract(depth, 1, out=part[:, _DEPTH].view("<u2")[:, 0], casting="unsafe")
+    return raw
 
 
 def _stored_depths_hold(
