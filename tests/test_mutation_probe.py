@@ -38,6 +38,7 @@ import faulthandler
 import json
 import os
 import resource
+import select
 import signal
 import sys
 import warnings
@@ -51,6 +52,8 @@ import pytest
 import modelsafe
 
 from ._crafting import rewrite, split
+from .estimators.cases import METHODS as SWEEP_METHODS
+from .estimators.cases import quiet
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="forks a child per file (POSIX)")
 
@@ -197,8 +200,7 @@ def _estimators() -> dict[str, tuple[Any, Any]]:
     def unsup(e: Any, xx: Any = x) -> tuple[Any, Any]:
         return e.fit(xx), xx
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # capped iterations on small data
+    with quiet():  # capped iterations on small data
         return {
             "tree_clf": clf(tree.DecisionTreeClassifier(max_depth=4, random_state=0)),
             "extra_tree_clf": clf(tree.ExtraTreeClassifier(max_depth=4, random_state=0)),
@@ -284,10 +286,8 @@ def _estimators() -> dict[str, tuple[Any, Any]]:
         }
 
 
-METHODS = (
-    "predict", "predict_proba", "predict_log_proba", "decision_function", "transform",
-    "score_samples", "apply", "decision_path", "kneighbors", "staged_predict",
-)  # fmt: skip
+# The sweep's methods, and those that walk the trees or neighbors in other ways.
+METHODS = (*SWEEP_METHODS, "apply", "decision_path", "kneighbors", "staged_predict")
 
 
 def _estimator_uses(o: Any, x: Any) -> list[Callable[[], Any]]:
@@ -461,13 +461,14 @@ def _start(path: str, x: Any = None) -> tuple[int, int]:
     return pid, r
 
 
-def _outcome(r: int, status: int) -> str:
-    """The outcome of a child that has ended with ``status``, from its pipe ``r`` (the
-    child writes at most a few hundred bytes, which the pipe holds until read)."""
+def _outcome(r: int, pid: int) -> str:
+    """The outcome of child ``pid``, from its pipe ``r``: what it wrote (a few hundred bytes
+    at most) once the pipe ends, which it does when the child does; then its status."""
     chunks = []
     while chunk := os.read(r, 4096):
         chunks.append(chunk)
     os.close(r)
+    _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         return "hang (alarm)" if sig == signal.SIGALRM else f"killed by {signal.Signals(sig).name}"
@@ -476,28 +477,26 @@ def _outcome(r: int, status: int) -> str:
 
 def _run(path: str, x: Any = None) -> str:
     pid, r = _start(path, x)
-    _, status = os.waitpid(pid, 0)
-    return _outcome(r, status)
+    return _outcome(r, pid)
 
 
 def _run_all(jobs: list[tuple[str, Any]], at_once: int) -> list[str]:
-    """The outcome of each ``(path, x)``, with up to ``at_once`` children at a time."""
+    """The outcome of each ``(path, x)``, with up to ``at_once`` children at a time. The
+    next to report is the first whose pipe has something to read: only these children
+    are waited for, never another child of the process (pytest's, a library's)."""
     results = [""] * len(jobs)
-    running: dict[int, tuple[int, int]] = {}  # pid -> (job, pipe)
+    running: dict[int, tuple[int, int]] = {}  # pipe -> (job, pid)
 
-    def reap() -> None:  # one of ours: a library's own child may end meanwhile
-        while True:
-            pid, status = os.wait()
-            if pid in running:
-                job, r = running.pop(pid)
-                results[job] = _outcome(r, status)
-                return
+    def reap() -> None:
+        r = select.select(list(running), [], [])[0][0]
+        job, pid = running.pop(r)
+        results[job] = _outcome(r, pid)
 
     for k, (path, x) in enumerate(jobs):
         if len(running) >= at_once:
             reap()
         pid, r = _start(path, x)
-        running[pid] = (k, r)
+        running[r] = (k, pid)
     while running:
         reap()
     return results
