@@ -700,17 +700,22 @@ def _checked_both(text: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]
     return fast, slow
 
 
-def _readers(text: str) -> tuple[Any, Any]:
-    """The trees as ``_Scanned`` reads them (None: refused) and as ``_Matched`` does."""
-    from modelsafe._handlers.lightgbm import _text
-
+def _scan_input(text: str) -> tuple[Any, Any]:
+    """The trees' bytes and their sizes, as check() gives them to ``_Scanned.read``."""
     first = text.index("\nTree=") + 1
     end = text.index("end of trees\n")
     sizes = np.array(
         [int(s) for s in re.search(r"^tree_sizes=(.*)$", text, re.M)[1].split(" ")]  # type: ignore[index]
     )
-    seg = np.frombuffer(text.encode(), dtype=np.uint8)[first:end]
-    return _text._Scanned.read(seg, sizes), _text._Matched(text, first, sizes)
+    return np.frombuffer(text.encode(), dtype=np.uint8)[first:end], sizes
+
+
+def _readers(text: str) -> tuple[Any, Any]:
+    """The trees as ``_Scanned`` reads them (None: refused) and as ``_Matched`` does."""
+    from modelsafe._handlers.lightgbm import _text
+
+    seg, sizes = _scan_input(text)
+    return _text._Scanned.read(seg, sizes), _text._Matched(text, text.index("\nTree=") + 1, sizes)
 
 
 def _same_reading(scanned: Any, matched: Any) -> None:
@@ -834,6 +839,46 @@ def test_near_miss_lines_are_refused_by_both_readers(
         f"tree 0 (from {blocks[0].split(chr(10))[0][:40]!r}) does not have the lines of a "
         f"LightGBM tree in the {len(blocks[0].encode())} characters tree_sizes gives it"
     )
+
+
+@pytest.mark.parametrize("token", ["1.5", "2.", ".5", "1e3", "3E+1", "inf", "-nan", "1.0e-2"])
+@pytest.mark.parametrize(
+    ("sample", "field"),
+    [
+        ("regressor", "leaf_count"),
+        ("regressor", "internal_count"),
+        ("categorical", "cat_boundaries"),
+        ("categorical", "cat_threshold"),
+    ],
+)
+def test_numbers_on_integer_lines_are_refused_in_every_slice_of_the_scan(
+    sample: str, field: str, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A number that is no integer (a dot, an exponent, inf or nan) as the last value of an
+    integer line, in the first tree, a middle one and the last, with the trees read a few
+    at a time: the numpy reader refuses it (so the grammar names the rule), whichever slice
+    holds it."""
+    from modelsafe._handlers.lightgbm import _text
+
+    monkeypatch.setattr(_text, "_SCAN", 1 << 10)  # a slice of trees every KiB or so
+    head, blocks, tail = _blocks(_reader_texts()[sample])
+    having = [t for t, block in enumerate(blocks) if f"\n{field}=" in block]
+    assert len(having) >= 3
+    for t in (having[0], having[len(having) // 2], having[-1]):
+        edited = list(blocks)
+        edited[t] = re.sub(
+            rf"(\n{field}=[-0-9 ]*?)(-?[0-9]+)\n", rf"\g<1>{token}\n", blocks[t], count=1
+        )
+        assert edited[t] != blocks[t]
+        text = _join(head, edited, tail)
+        with pytest.raises(ValueError, match=f"^tree {t} "):  # the grammar's verdict
+            _readers(text)
+        assert _text._Scanned.read(*_scan_input(text)) is None, (t, field, token)
+        fast, slow = _checked_both(text, monkeypatch)
+        assert fast == slow and fast.startswith(f"ValueError: tree {t} "), (fast, slow)
+    scanned, matched = _readers(_join(head, blocks, tail))  # unedited: read in slices alike
+    assert scanned is not None
+    _same_reading(scanned, matched)
 
 
 def test_numbers_that_trade_places_between_lines_are_refused_by_both_readers(
@@ -996,25 +1041,38 @@ print("all read")
     assert run.returncode == 0 and "all read" in run.stdout, run.stderr[-500:]
 
 
+def _categorical_model() -> Any:
+    """A classifier fitted on a DataFrame with a category column: its text ends with the
+    pandas categories, which LightGBM reads from the str it is given."""
+    X = pd.DataFrame(
+        {
+            "size": np.arange(120, dtype=float) % 7,
+            "colour": pd.Categorical(["red", "green", "blue"] * 40),
+        }
+    )
+    y = np.arange(120) % 2
+    return lgb.LGBMClassifier(n_estimators=4, num_leaves=4, min_child_samples=5, **QUIET).fit(
+        X, y
+    ), X
+
+
 def test_lightgbm_parses_the_very_bytes_that_were_checked(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Loading a file, the handler gives LightGBM a str whose UTF-8 encoding is the
-    checked bytes object itself (no third copy of the text): LightGBM's package encodes
-    what it is given."""
-    import lightgbm
+    """Loading a file, the handler gives LightGBM 4 a str whose UTF-8 encoding is the
+    checked bytes object itself, handed over once (no decoded copy of the text: the str
+    holds only the last line, the pandas categories LightGBM's package reads from it)."""
+    from modelsafe._handlers.lightgbm import _Handed
 
-    from modelsafe._handlers.lightgbm import _Encoded
-
-    raw = b"tree\nversion=v4\n"
-    text = _Encoded(raw)
-    assert text == raw.decode() and text.encode("utf8") is raw
-    again = text.encode()  # handed over once: then str's own encoding
-    assert again == raw and again is not raw
-    assert _Encoded(raw).encode("latin-1") == raw  # another encoding is str's own
-    assert _Encoded(bytearray(raw)).encode() == raw  # not bytes: str's own encoding
+    raw = 'tree\nversion=v4\n\npandas_categorical:[["a", "\u00e9"]]\n'.encode()
+    text = _Handed(raw)
+    assert text == '\npandas_categorical:[["a", "\u00e9"]]\n'
+    assert text.encode("utf8") is raw
+    with pytest.raises(RuntimeError, match="handed over already"):
+        text.encode()  # once only: never the last line as if it were the text
+    assert _Handed(raw).encode("latin-1") == raw.decode().encode("latin-1")  # the whole text
     handed: list[bool] = []
-    original = _Encoded.encode
+    original = _Handed.encode
 
     def spy(self: Any, *args: Any) -> bytes:
         held = self._raw
@@ -1022,9 +1080,57 @@ def test_lightgbm_parses_the_very_bytes_that_were_checked(
         handed.append(held is not None and out is held and self._raw is None)
         return out
 
-    monkeypatch.setattr(_Encoded, "encode", spy)
-    x, y = load_diabetes(return_X_y=True)
-    model = lightgbm.LGBMRegressor(n_estimators=3, num_leaves=4, verbose=-1).fit(x, y)
+    monkeypatch.setattr(_Handed, "encode", spy)
+    model, X = _categorical_model()
     loaded = modelsafe.load(modelsafe.save(model, tmp_path / "m.msafe", fsync=False))
-    assert np.array_equal(loaded.predict(x), model.predict(x))
-    assert handed and all(handed), handed
+    assert np.array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    assert loaded.booster_.pandas_categorical == model.booster_.pandas_categorical
+    assert loaded.booster_.pandas_categorical == [["blue", "green", "red"]]
+    assert handed == [True], handed
+
+
+def test_another_lightgbm_version_is_given_the_whole_text(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A LightGBM other than 4, whose package may read the str otherwise, gets the text
+    decoded, whole."""
+    from modelsafe._handlers import lightgbm as handler
+
+    given: list[Any] = []
+    original = lgb.Booster.__init__
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> None:
+        given.append(kwargs.get("model_str"))
+        original(self, *args, **kwargs)
+
+    model, X = _categorical_model()
+    path = modelsafe.save(model, tmp_path / "m.msafe", fsync=False)
+    monkeypatch.setattr(lgb, "__version__", "5.0.0")
+    monkeypatch.setattr(lgb.Booster, "__init__", spy)
+    loaded = modelsafe.load(path)
+    assert np.array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    assert [type(s) for s in given] == [str]
+    assert given[0] == model.booster_.model_to_string(num_iteration=-1)
+    assert handler._model_str(b"x", "4.7.0").__class__ is handler._Handed
+
+
+def test_a_booster_other_than_the_checked_model_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Were a LightGBM package to build a booster from something other than the text the
+    check read (here: a package that encodes the str it is given itself, which for the
+    handed str is only its last line, and is given a valid model of its own instead), the
+    load fails naming the difference rather than give another model."""
+    import ctypes
+
+    other = lgb.LGBMRegressor(n_estimators=2, num_leaves=3, **QUIET).fit(
+        *load_diabetes(return_X_y=True)
+    )
+    other_text = other.booster_.model_to_string(num_iteration=-1)
+    model, _ = _categorical_model()
+    path = modelsafe.save(model, tmp_path / "m.msafe", fsync=False)
+    monkeypatch.setattr(
+        lgb.basic, "_c_str", lambda string: ctypes.c_char_p(other_text.encode("utf-8"))
+    )
+    with pytest.raises(modelsafe.FormatError, match="did not build the model its text describes"):
+        modelsafe.load(path)

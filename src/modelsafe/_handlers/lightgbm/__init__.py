@@ -7,7 +7,8 @@ model (``best_iteration``, ``best_score``, ``params``) are members of the node,
 as ordinary nodes. LightGBM's text loader trusts offsets and counts from the
 file, so the text is checked line by line (:mod:`._text`) before
 ``Booster(model_str=...)`` sees it, at load and also at save, so a file this
-handler writes is one it can read.
+handler writes is one it can read. At load LightGBM parses the very bytes the
+check read, without a decoded copy of them (``_Handed``).
 
 The scikit-learn wrappers (``LGBMClassifier``, ...) take the generic path: an
 ``obj`` node with their parameters and fitted attributes as ordinary nodes and
@@ -24,7 +25,7 @@ import numpy as np
 
 from ..._graph.names import qualname
 from .. import Tag, Validator, plain_attributes
-from ._text import check
+from ._text import Summary, check
 
 BOOSTER = "lightgbm.basic.Booster"
 _WRAPPERS = ("LGBMModel", "LGBMClassifier", "LGBMRegressor", "LGBMRanker")
@@ -89,15 +90,13 @@ def _build_booster(b: Any, node: dict[str, Any]) -> Any:
 
     raw = b.copy_of(node["model"])  # one copy that both the check and LightGBM read
     try:
-        summary = check(raw)  # before the text is decoded: its scratch and the text never meet
-        text = _Encoded(raw)
+        summary = check(raw)
     except UnicodeDecodeError as exc:
         raise FormatError(
             f"{b.source}: invalid {BOOSTER}: the model text is not UTF-8 ({exc.reason})"
         ) from None
     except ValueError as exc:
         raise FormatError(f"{b.source}: invalid {BOOSTER}: {exc}") from None
-    del raw  # the text holds it until LightGBM has it
     best = node["best_iteration"]
     if best > summary.n_iterations:
         raise FormatError(
@@ -112,7 +111,11 @@ def _build_booster(b: Any, node: dict[str, Any]) -> Any:
         raise FormatError(f"{b.source}: invalid {BOOSTER}: params must be a dict of names")
     import lightgbm
 
+    text = _model_str(raw, lightgbm.__version__)
+    del raw  # the text holds it until LightGBM has parsed it, and no longer
     booster = lightgbm.Booster(model_str=text)
+    del text
+    _read_as_checked(booster, summary)
     booster.best_iteration = best
     booster.best_score = best_score
     booster.params = params
@@ -120,27 +123,58 @@ def _build_booster(b: Any, node: dict[str, Any]) -> Any:
     return booster
 
 
-class _Encoded(str):
-    """The model text decoded from ``raw``, which LightGBM's Python package, encoding the
-    str it is given to UTF-8 (``_c_str``), gets back as is: the very bytes the check read,
-    without a third 1.7 MB copy. They are handed over once, so that they are freed as soon
-    as LightGBM has parsed them; a later ``encode``, or any other encoding, is str's own.
-    A package that stopped calling ``encode`` would encode the same text to the same
-    bytes."""
+def _model_str(raw: bytes, version: str) -> str:
+    """What ``Booster(model_str=...)`` is given for ``raw``, the checked model text: for
+    LightGBM 4, a ``_Handed`` str; for another version, whose package may read the str
+    otherwise, the text decoded."""
+    if version.split(".")[0] == "4":
+        return _Handed(raw)
+    return raw.decode("utf-8")
+
+
+def _read_as_checked(booster: Any, summary: Summary) -> None:
+    """Whether LightGBM built the model the check read: its trees, features and the
+    pandas categories (a package that read a ``_Handed`` str otherwise than LightGBM 4
+    does would fail here, or on parsing, rather than give another model)."""
+    got = (booster.num_trees(), booster.num_feature(), booster.pandas_categorical)
+    want = (summary.n_trees, summary.num_features, summary.pandas_categorical)
+    if got != want:
+        raise RuntimeError(
+            "LightGBM did not build the model its text describes: (trees, features, pandas "
+            f"categories) are {got!r:.200}, not {want!r:.200}"
+        )
+
+
+class _Handed(str):
+    """The checked model text as LightGBM 4's ``Booster(model_str=...)`` takes it, without
+    a decoded copy of the whole text (1.7 MB for a 500-tree model, as much again while a
+    str subclass is made, which would raise the load's peak memory over pickle's).
+
+    LightGBM's package reads two things of the str it is given: its UTF-8 encoding
+    (``_c_str``), the text its C++ loader parses, and its last line
+    (``_load_pandas_categorical``). So this str holds only that last line, the
+    ``pandas_categorical`` one the check has read, and its UTF-8 encoding is ``raw``,
+    the very bytes object the check read. It is handed over once, so that the bytes are
+    freed as soon as LightGBM has parsed them (before ``Booster`` asks for the loaded
+    parameters, into a 1 MiB buffer of its own); encoding it again is an error, not the
+    last line. It is made only to be handed to ``Booster``, and ``_read_as_checked``
+    confirms the booster is the model the check read."""
 
     _raw: bytes | None
 
-    def __new__(cls, raw: bytes | bytearray | memoryview) -> _Encoded:
-        self = super().__new__(cls, raw, "utf-8")
-        self._raw = raw if type(raw) is bytes else None  # ctypes takes bytes only
+    def __new__(cls, raw: bytes) -> _Handed:
+        last = raw.rfind(b"\npandas_categorical:")  # the check saw to it: the last line
+        self = super().__new__(cls, raw[last:], "utf-8")
+        self._raw = raw
         return self
 
     def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-        raw = self._raw
-        if raw is not None and encoding.replace("-", "").lower() == "utf8":
-            self._raw = None
-            return raw  # valid UTF-8 (it was decoded), so no error could arise
-        return str.encode(self, encoding, errors)
+        raw, self._raw = self._raw, None
+        if raw is None:
+            raise RuntimeError("the LightGBM model text was handed over already")
+        if encoding.replace("-", "").replace("_", "").lower() == "utf8":
+            return raw  # valid UTF-8 (the check decoded it), so no error could arise
+        return raw.decode("utf-8").encode(encoding, errors)
 
 
 # -- the scikit-learn wrappers ------------------------------------------------------------

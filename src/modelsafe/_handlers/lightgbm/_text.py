@@ -573,13 +573,12 @@ class _Scanned:
         linear = bool(self.values["is_linear"].any())
         for t in range(0, self.n, step):
             trees = slice(t, t + step)
-            if not _tokens_ok(self._gather(_INT_LINES, trees), floats=False):
-                return False
             if not linear:
                 if not self._chunk_ok(t, min(t + step, self.n)):
                     return False
             elif not (  # linear trees' loose lines: the lines gathered and checked apart
-                _tokens_ok(self._gather(_FLOAT_LINES, trees), floats=True)
+                _tokens_ok(self._gather(_INT_LINES, trees), floats=False)
+                and _tokens_ok(self._gather(_FLOAT_LINES, trees), floats=True)
                 and _tokens_ok(self._gather(("leaf_features",), trees), floats=False, loose=True)
                 and _tokens_ok(self._gather(("leaf_coeff",), trees), floats=True, loose=True)
             ):
@@ -597,7 +596,22 @@ class _Scanned:
         for trees, where in self.keyed_bytes:
             a, b = np.searchsorted(trees, (first, stop))
             cls[where[a:b].ravel() - lo] = _R_KEY
-        return _run_ok(cls, marked, self.seg[lo:hi])
+        if not _run_ok(cls, marked, self.seg[lo:hi]):
+            return False
+        # The integer lines' tokens, numbers as the run's, are integers: no '.', exponent
+        # or letter among their values (the largest of each line's value bytes' classes,
+        # from its first value byte to its newline, is below _R_DOT).
+        rows = [_FIELDS.index(field) for field in _INT_LINES]
+        begin = self.begin[rows, first:stop].ravel()
+        end = self.end[rows, first:stop].ravel()
+        keep = end > begin  # absent lines (-1, -1) and empty ones
+        if not keep.any():
+            return True
+        bounds = np.empty(2 * int(np.count_nonzero(keep)), dtype=np.int64)
+        bounds[0::2] = begin[keep] - lo
+        bounds[1::2] = end[keep] - lo
+        top = np.maximum.reduceat(cls, bounds)[0::2]  # (odd slots: between lines, unused)
+        return not (top >= _R_DOT).any()
 
     def width(self, fields: tuple[str, ...]) -> np.ndarray[Any, Any]:
         """Characters of each field's line (rows) in each tree (columns)."""
@@ -678,9 +692,10 @@ def _parse(buf: np.ndarray[Any, Any], *, signed: bool) -> np.ndarray[Any, Any] |
 
 
 # Byte classes for the number checks: the keys of a run of tree lines (marked apart, as
-# they are matched elsewhere), space, newline, digits, '.', 'e'/'E', '-', '+', the letters
-# of inf and nan, anything else.
-(_R_KEY, _R_SPACE, _R_NL, _R_DIG, _R_DOT, _R_EXP, _R_MINUS, _R_PLUS, _R_LETTER, _R_BAD) = range(10)
+# they are matched elsewhere), space, newline, digits, '-', '.', 'e'/'E', '+', the letters
+# of inf and nan, anything else: the classes of the bytes an integer does not have come
+# last, from _R_DOT on.
+(_R_KEY, _R_SPACE, _R_NL, _R_DIG, _R_MINUS, _R_DOT, _R_EXP, _R_PLUS, _R_LETTER, _R_BAD) = range(10)
 _RUN_CLASS = bytearray([_R_BAD]) * 256  # a translate table: byte to class
 for _c, _k in (
     (b" ", _R_SPACE),
