@@ -601,15 +601,12 @@ class _Scanned:
         # The integer lines' tokens, numbers as the run's, are integers: no '.', exponent
         # or letter among their values (the largest of each line's value bytes' classes,
         # from its first value byte to its newline, is below _R_DOT).
-        rows = [_FIELDS.index(field) for field in _INT_LINES]
-        begin = self.begin[rows, first:stop].ravel()
-        end = self.end[rows, first:stop].ravel()
-        keep = end > begin  # absent lines (-1, -1) and empty ones
-        if not keep.any():
+        begin, end = self._filled(_INT_LINES, slice(first, stop))
+        if not len(begin):
             return True
-        bounds = np.empty(2 * int(np.count_nonzero(keep)), dtype=np.int64)
-        bounds[0::2] = begin[keep] - lo
-        bounds[1::2] = end[keep] - lo
+        bounds = np.empty(2 * len(begin), dtype=np.int64)
+        bounds[0::2] = begin - lo
+        bounds[1::2] = end - lo
         top = np.maximum.reduceat(cls, bounds)[0::2]  # (odd slots: between lines, unused)
         return not (top >= _R_DOT).any()
 
@@ -619,13 +616,21 @@ class _Scanned:
         width: np.ndarray[Any, Any] = self.end[rows] - self.begin[rows]
         return width
 
-    def _gather(self, fields: tuple[str, ...], trees: slice = slice(None)) -> np.ndarray[Any, Any]:
-        """The values of the fields' non-empty lines (field by field, tree by tree), each
-        with its newline; ``trees``: of these trees only."""
+    def _filled(
+        self, fields: tuple[str, ...], trees: slice
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """Where the values of the fields' non-empty lines start and end (their newline),
+        field by field, tree by tree; ``trees``: of these trees only."""
         rows = [_FIELDS.index(field) for field in fields]
         begin, end = self.begin[rows, trees].ravel(), self.end[rows, trees].ravel()
         keep = end > begin  # absent lines (-1, -1) and empty ones
-        begin, size = begin[keep], end[keep] - begin[keep] + 1
+        return begin[keep], end[keep]
+
+    def _gather(self, fields: tuple[str, ...], trees: slice = slice(None)) -> np.ndarray[Any, Any]:
+        """The values of the fields' non-empty lines (field by field, tree by tree), each
+        with its newline; ``trees``: of these trees only."""
+        begin, end = self._filled(fields, trees)
+        size = end - begin + 1
         # Positions: +1 from byte to byte, a jump from each line's end to the next's start.
         index = np.ones(int(size.sum()), dtype=_POS)
         if len(begin):
