@@ -1041,19 +1041,11 @@ print("all read")
     assert run.returncode == 0 and "all read" in run.stdout, run.stderr[-500:]
 
 
-def _categorical_model() -> Any:
-    """A classifier fitted on a DataFrame with a category column: its text ends with the
-    pandas categories, which LightGBM reads from the str it is given."""
-    X = pd.DataFrame(
-        {
-            "size": np.arange(120, dtype=float) % 7,
-            "colour": pd.Categorical(["red", "green", "blue"] * 40),
-        }
-    )
-    y = np.arange(120) % 2
-    return lgb.LGBMClassifier(n_estimators=4, num_leaves=4, min_child_samples=5, **QUIET).fit(
-        X, y
-    ), X
+def _categorical_model() -> tuple[Any, Any]:
+    """The "categorical" sample (fitted on a DataFrame with a category column, so its text
+    ends with the pandas categories LightGBM reads from the str it is given) and its data."""
+    model = _categorical()
+    return model, PROBES[model]
 
 
 def test_lightgbm_parses_the_very_bytes_that_were_checked(
@@ -1085,7 +1077,7 @@ def test_lightgbm_parses_the_very_bytes_that_were_checked(
     loaded = modelsafe.load(modelsafe.save(model, tmp_path / "m.msafe", fsync=False))
     assert np.array_equal(loaded.predict_proba(X), model.predict_proba(X))
     assert loaded.booster_.pandas_categorical == model.booster_.pandas_categorical
-    assert loaded.booster_.pandas_categorical == [["blue", "green", "red"]]
+    assert loaded.booster_.pandas_categorical == [["blue", "green", "grey", "pink", "red"]]
     assert handed == [True], handed
 
 
