@@ -861,6 +861,7 @@ def test_numbers_on_integer_lines_are_refused_in_every_slice_of_the_scan(
     from modelsafe._handlers.lightgbm import _text
 
     monkeypatch.setattr(_text, "_SCAN", 1 << 10)  # a slice of trees every KiB or so
+    monkeypatch.setattr(_text, "_RUN", 1 << 10)  # (the number lines' check has its own)
     head, blocks, tail = _blocks(_reader_texts()[sample])
     having = [t for t, block in enumerate(blocks) if f"\n{field}=" in block]
     assert len(having) >= 3

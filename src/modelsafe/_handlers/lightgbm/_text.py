@@ -151,6 +151,9 @@ def check(raw: bytes) -> Summary:
 
 
 _SCAN = 1 << 18
+# Bytes of trees whose number lines are checked at once: each byte takes about six of
+# scratch (its class, the class pairs, the masks), which the load's peak memory holds.
+_RUN = 1 << 17
 
 
 def _ints(text: str, where: str, single: bool = True) -> np.ndarray[Any, Any]:
@@ -539,7 +542,10 @@ class _Scanned:
             begin[rows[:, None], trees] = starts[keyed] + size[:, None]
             end[rows[:, None], trees] = ends[keyed]
         self = cls(seg, at, begin, end, _spaces(seg, starts, ends), tree_starts, keyed_bytes)
-        return self if self._values() else None
+        if not self._values():
+            return None
+        self.keyed_bytes = []  # read by the number lines' check only: not kept for the trees'
+        return self
 
     def _values(self) -> bool:
         """Parse the small numbers and the used integer lines; check the other integer
@@ -555,21 +561,19 @@ class _Scanned:
         if (self.width(("is_linear",)) != 1).any() or ((flag != 48) & (flag != 49)).any():
             return False
         self.values["is_linear"] = flag.astype(np.int64) - 48
-        used = _parse(self._gather(_PARSED), signed=True)
-        if used is None:
-            return False
-        totals = self.counts(_PARSED).sum(axis=1)
-        if len(used) != totals.sum():
-            return False
-        for field, values in zip(_PARSED, np.split(used, np.cumsum(totals)[:-1]), strict=True):
+        totals = self.counts(_PARSED).sum(axis=1).tolist()
+        for field, total in zip(_PARSED, totals, strict=True):  # a line at a time: less scratch
+            values = _parse(self._gather((field,)), signed=True)
+            if values is None or len(values) != total:
+                return False
             self.values[field] = values
         return self._numbers_ok()
 
     def _numbers_ok(self) -> bool:
         """Every value of the number lines is a number as LightGBM writes it, and every
-        value of the integer lines an integer, checked about ``_SCAN`` bytes of trees at a
+        value of the integer lines an integer, checked about ``_RUN`` bytes of trees at a
         time (little scratch memory)."""
-        step = max(1, self.n * _SCAN // max(len(self.seg), 1))
+        step = max(1, self.n * _RUN // max(len(self.seg), 1))
         linear = bool(self.values["is_linear"].any())
         for t in range(0, self.n, step):
             trees = slice(t, t + step)
@@ -956,14 +960,13 @@ class _Trees:
         # Every internal node but the root, and every leaf, has exactly one parent.
         inner_base = np.repeat(np.cumsum(self.splits) - self.splits, self.splits)
         leaf_base = np.repeat(np.cumsum(self.leaves) - self.leaves, self.splits)
-        children = np.concatenate((left, right))
-        base = np.concatenate((inner_base, inner_base))
-        leaf_base = np.concatenate((leaf_base, leaf_base))
-        is_inner = children >= 0
-        inner_refs = np.bincount((children + base)[is_inner], minlength=len(local))
-        leaf_refs = np.bincount(
-            (~children + leaf_base)[~is_inner], minlength=int(self.leaves.sum())
-        )
+        inner_refs = np.zeros(len(local), dtype=np.int64)
+        leaf_refs = np.zeros(int(self.leaves.sum()), dtype=np.int64)
+        for child in (left, right):  # one side at a time: half the scratch of both at once
+            inner = child >= 0
+            inner_refs += np.bincount(child[inner] + inner_base[inner], minlength=len(local))
+            leaf = ~inner
+            leaf_refs += np.bincount(~child[leaf] + leaf_base[leaf], minlength=len(leaf_refs))
         self.fail_at(
             inner_refs > 1,
             lambda j, i: (
