@@ -32,6 +32,7 @@ MAX_CATEGORY = 1 << 24  # XGBoost's own bound (categories are exact in a float32
 BITFIELD_FLOOR = 16 << 20  # bytes of category bitfields any model may need
 DELETED = 0x7FFFFFFF  # split index of a node the pruner deleted (with default_left = 1)
 ROOT_PARENT = 0x7FFFFFFF
+_INT32_MAX = 0x7FFFFFFF
 OBJECTIVES = frozenset(
     {
         "reg:squarederror",
@@ -356,14 +357,20 @@ def _gather(
     counts: np.ndarray[Any, Any],
     marker: int,
 ) -> np.ndarray[Any, Any]:
-    """One field of every tree, concatenated, as int64.
+    """One field of every tree, concatenated, at the width the file gives it, in this
+    machine's byte order.
 
     One slice per tree and one join (C copies of contiguous runs): faster than any
-    fancy indexing, as the runs sit at arbitrary, unaligned offsets.
+    fancy indexing, as the runs sit at arbitrary, unaligned offsets. Not widened: the
+    checks' arrays are new memory at every load, whose pages the kernel must fault in
+    and zero, so int64 copies of the int32 fields cost more than their arithmetic.
     """
     size = ITEM_SIZE[marker]
     runs = [buf[o : o + size * c] for o, c in zip(offsets.tolist(), counts.tolist(), strict=True)]
-    return np.frombuffer(b"".join(runs), MARKER_DTYPE[marker]).astype(np.int64)
+    return np.frombuffer(b"".join(runs), MARKER_DTYPE[marker]).astype(_NATIVE[marker])
+
+
+_NATIVE = {marker: np.dtype(code).newbyteorder("=") for marker, code in MARKER_DTYPE.items()}
 
 
 class _Trees:
@@ -409,9 +416,14 @@ class _Trees:
         for name in _PER_NODE:
             self._length(name, np.asarray(cols.counts[name], dtype=np.int64), n, "num_nodes")
         self.base = np.cumsum(n) - n
-        self.tree_of = np.repeat(trees, n)
-        self.local = np.arange(int(n.sum()), dtype=np.int64) - self.base[self.tree_of]
-        self.size = n[self.tree_of]
+        # Per node: int32 where every node number fits (less new memory; see _gather).
+        nodes = int(n.sum())
+        small = np.dtype(np.int32 if nodes <= _INT32_MAX else np.int64)
+        self.tree_of: np.ndarray[Any, Any] = np.repeat(trees.astype(small), n)
+        local: np.ndarray[Any, Any] = np.arange(nodes, dtype=small)
+        local -= self.base.astype(small)[self.tree_of]
+        self.local = local
+        self.size: np.ndarray[Any, Any] = n.astype(small)[self.tree_of]
         self._nodes(params[:, 0])
         self._categorical(n)
 
