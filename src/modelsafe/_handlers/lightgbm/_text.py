@@ -460,6 +460,7 @@ _LOOSE_LINES = (("leaf_features", False), ("leaf_coeff", True))
 _POWERS = 10 ** np.arange(19, dtype=np.int64)
 _POS = np.int32  # positions in the trees' bytes: the numpy reader reads less than 2 GiB
 _MAX_SCANNED = 1 << 31
+_Keyed = list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]
 
 
 @functools.cache
@@ -493,11 +494,9 @@ class _Scanned:
         end: np.ndarray[Any, Any],
         spaces: np.ndarray[Any, Any],
         tree_starts: np.ndarray[Any, Any],
-        keyed_bytes: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]],
     ) -> None:
         self.seg, self.at, self.begin, self.end, self.spaces = seg, at, begin, end, spaces
         self.tree_starts = tree_starts  # where each tree's bytes start
-        self.keyed_bytes = keyed_bytes  # per layout: its trees, where their keys' bytes are
         self.n = at.shape[1]
         self.values: dict[str, np.ndarray[Any, Any]] = {}
 
@@ -518,7 +517,7 @@ class _Scanned:
         if first[-1] >= len(starts) or (starts[first] != tree_starts).any():
             return None
         lines = np.diff(first, append=len(starts))
-        keyed_bytes = []  # per layout: its trees, and where their keys' bytes are (a row each)
+        keyed_bytes: _Keyed = []  # per layout: its trees, where their keys' bytes are (a row each)
         at = np.full((len(_FIELDS), len(sizes)), -1, dtype=np.int64)  # line of field, tree
         begin = np.full(at.shape, -1, dtype=np.int64)  # where its values start
         end = np.full(at.shape, -1, dtype=np.int64)  # and end (its newline)
@@ -541,15 +540,13 @@ class _Scanned:
             at[rows[:, None], trees] = keyed
             begin[rows[:, None], trees] = starts[keyed] + size[:, None]
             end[rows[:, None], trees] = ends[keyed]
-        self = cls(seg, at, begin, end, _spaces(seg, starts, ends), tree_starts, keyed_bytes)
-        if not self._values():
-            return None
-        self.keyed_bytes = []  # read by the number lines' check only: not kept for the trees'
-        return self
+        self = cls(seg, at, begin, end, _spaces(seg, starts, ends), tree_starts)
+        # The keys' bytes serve the number lines' check only: not kept for the trees'.
+        return self if self._values() and self._numbers_ok(keyed_bytes) else None
 
     def _values(self) -> bool:
-        """Parse the small numbers and the used integer lines; check the other integer
-        lines' characters. False where any of it differs from the grammar."""
+        """Parse the small numbers and the used integer lines. False where any of it
+        differs from the grammar."""
         numbers = _parse(self._gather(_SMALL), signed=False)
         # One number a line, of 1 to 10 digits.
         if numbers is None or (self.counts(_SMALL) != 1).any() or (self.width(_SMALL) > 10).any():
@@ -567,18 +564,19 @@ class _Scanned:
             if values is None or len(values) != total:
                 return False
             self.values[field] = values
-        return self._numbers_ok()
+        return True
 
-    def _numbers_ok(self) -> bool:
+    def _numbers_ok(self, keyed_bytes: _Keyed) -> bool:
         """Every value of the number lines is a number as LightGBM writes it, and every
         value of the integer lines an integer, checked about ``_RUN`` bytes of trees at a
-        time (little scratch memory)."""
+        time (little scratch memory); ``keyed_bytes``: per layout, its trees and where
+        their keys' bytes are."""
         step = max(1, self.n * _RUN // max(len(self.seg), 1))
         linear = bool(self.values["is_linear"].any())
         for t in range(0, self.n, step):
             trees = slice(t, t + step)
             if not linear:
-                if not self._chunk_ok(t, min(t + step, self.n)):
+                if not self._chunk_ok(t, min(t + step, self.n), keyed_bytes):
                     return False
             elif not (  # linear trees' loose lines: the lines gathered and checked apart
                 _tokens_ok(self._gather(_INT_LINES, trees), floats=False)
@@ -589,7 +587,7 @@ class _Scanned:
                 return False
         return True
 
-    def _chunk_ok(self, first: int, stop: int) -> bool:
+    def _chunk_ok(self, first: int, stop: int, keyed_bytes: _Keyed) -> bool:
         """Trees ``first`` to ``stop`` (without linear models) as one run of bytes: every
         line's value tokens read as numbers (``_FLOAT_TOKEN``), with the keys, already
         matched, standing aside as a class of their own."""
@@ -597,7 +595,7 @@ class _Scanned:
         hi = int(self.tree_starts[stop]) if stop < self.n else len(self.seg)
         marked = bytearray(self.seg[lo:hi]).translate(_RUN_CLASS)  # a class per byte
         cls = np.frombuffer(marked, dtype=np.uint8)
-        for trees, where in self.keyed_bytes:
+        for trees, where in keyed_bytes:
             a, b = np.searchsorted(trees, (first, stop))
             cls[where[a:b].ravel() - lo] = _R_KEY
         if not _run_ok(cls, marked, self.seg[lo:hi]):
